@@ -1,0 +1,51 @@
+# Finds every external dependency once, with an error that says how to install it.
+find_package(Python3 COMPONENTS Interpreter REQUIRED)
+
+if(NOT Torch_DIR AND NOT CMAKE_PREFIX_PATH MATCHES "torch")
+  execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch;print(torch.utils.cmake_prefix_path)"
+                  OUTPUT_VARIABLE SMYRF_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _torch_rc)
+  if(NOT _torch_rc EQUAL 0)
+    message(FATAL_ERROR "LibTorch not found: 'import torch' failed in ${Python3_EXECUTABLE}. Run scripts/setup.sh (pip install torch).")
+  endif()
+  list(APPEND CMAKE_PREFIX_PATH ${SMYRF_TORCH_PREFIX})
+endif()
+
+# Decide on CUDA before find_package(Torch): a CUDA-enabled wheel makes TorchConfig look for the
+# CUDA toolkit, which we only want when we actually build kernels.
+execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch;print(int(torch.backends.cuda.is_built()))"
+                OUTPUT_VARIABLE SMYRF_TORCH_HAS_CUDA OUTPUT_STRIP_TRAILING_WHITESPACE)
+find_program(SMYRF_NVCC nvcc)
+set(SMYRF_CUDA_ENABLED OFF)
+if(SMYRF_WITH_CUDA STREQUAL "ON" OR (SMYRF_WITH_CUDA STREQUAL "AUTO" AND SMYRF_NVCC AND SMYRF_TORCH_HAS_CUDA STREQUAL "1"))
+  if(NOT SMYRF_NVCC)
+    message(FATAL_ERROR "SMYRF_WITH_CUDA=ON but nvcc was not found on PATH")
+  endif()
+  set(SMYRF_CUDA_ENABLED ON)
+endif()
+message(STATUS "smyrf: CUDA kernels ${SMYRF_CUDA_ENABLED} (SMYRF_WITH_CUDA=${SMYRF_WITH_CUDA}, nvcc='${SMYRF_NVCC}', torch CUDA=${SMYRF_TORCH_HAS_CUDA})")
+
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "9.0")  # the H100/H200 that are lent; keeps TorchConfig quiet
+endif()
+find_package(Torch REQUIRED)
+# A CUDA-enabled torch wheel links libtorch_cuda, whose NCCL/cuDNN come from the pip 'nvidia'
+# packages (found at run time through its $ORIGIN rpath). GNU ld does not follow that rpath at
+# link time and may pick an older system NCCL instead, so name those folders explicitly.
+set(SMYRF_TORCH_LINK_OPTIONS "")
+if(SMYRF_TORCH_HAS_CUDA STREQUAL "1")
+  get_filename_component(_torch_pkg "${Torch_DIR}/../../.." ABSOLUTE)
+  file(GLOB _nvidia_lib_dirs LIST_DIRECTORIES true "${_torch_pkg}/../nvidia/*/lib")
+  foreach(_dir IN LISTS _nvidia_lib_dirs)
+    list(APPEND SMYRF_TORCH_LINK_OPTIONS "LINKER:-rpath-link,${_dir}")
+  endforeach()
+endif()
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(fmt REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+if(SMYRF_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(SMYRF_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,92 @@
+// The one interface every attention method implements (design §3).
+//
+// Shape legend: B batch, H heads, N queries, M keys, D query/key head dim, E value dim.
+//   q_BHND, k_BHMD, v_BHME   inputs (float32 or float64, same dtype and device)
+//   key_keep_BM              optional bool, true = real key; padded keys get zero weight
+//   query_keep_BN            optional bool, true = real query; padded query rows come out as zeros
+//   out_BHNE, lse_BHN        output and the log-sum-exp of each row's (scaled, masked) logits;
+//                            lse = -inf and out = 0 for a row with no key to attend to
+// Padded positions may hold anything, NaN included: methods zero them before use so nothing leaks.
+// Randomness comes only from the Generator passed to forward(): same seed, same bits.
+// Tested by tests/test_attention.cpp (dense oracle, exactness limits, padding, determinism, gradients).
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "core/memory/analytic_cost.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace smyrf {
+
+struct AttentionInputs {
+  at::Tensor q_BHND, k_BHMD, v_BHME;
+  std::optional<at::Tensor> key_keep_BM;
+  std::optional<at::Tensor> query_keep_BN;
+  bool causal = false;   // query i sees keys j <= i (requires N == M)
+  double scale = 0.0;    // logits = scale * q.k; 0 means 1/sqrt(D)
+  bool training = false; // attention dropout only applies when true
+};
+
+struct AttentionOutput {
+  at::Tensor out_BHNE;
+  std::optional<at::Tensor> lse_BHN;
+  AttentionCost cost;
+};
+
+// What a method is asked to do, without the data: lets configs be validated before any tensor exists.
+struct AttentionRequest {
+  AttentionShape shape;
+  bool causal = false;
+  bool padded = false;
+};
+AttentionRequest request_of(const AttentionInputs& inputs);
+
+struct Capabilities {
+  bool causal = false;
+  bool padding = true;
+  bool autograd = true;
+  bool deterministic_given_seed = true;
+  bool exact = false;  // equals dense up to rounding for every input
+};
+
+class AttentionMethod {
+ public:
+  virtual ~AttentionMethod() = default;
+  virtual std::string name() const = 0;
+  virtual Capabilities capabilities() const = 0;
+  // The resolved options, as they are logged with every run.
+  virtual nlohmann::json options_json() const = 0;
+  virtual AttentionCost cost(const AttentionShape& shape) const = 0;
+  // Why this method cannot serve `request` (empty when it can). The default checks causal and
+  // padding support; methods add their own (cluster sizes vs sequence lengths, ...).
+  virtual std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const;
+  // Validates inputs loudly (shapes, dtypes, finiteness of unpadded entries, capabilities) and
+  // computes attention.
+  AttentionOutput forward(const AttentionInputs& inputs, at::Generator& generator) const;
+
+ protected:
+  // Called with validated inputs whose padded positions are zeroed and whose scale is resolved.
+  virtual AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const = 0;
+};
+
+AttentionShape shape_of(const AttentionInputs& inputs);
+double resolved_scale(const AttentionInputs& inputs);
+
+// Shared numerics: masked softmax over the last dim of `logits` that is safe for rows with no
+// unmasked entry (probabilities 0, lse -inf, finite gradients). `keep` broadcasts to logits.
+struct MaskedSoftmax {
+  at::Tensor probs;
+  at::Tensor lse;  // logits.shape minus the last dim
+};
+MaskedSoftmax masked_softmax_with_lse(const at::Tensor& logits, const at::Tensor& keep);
+
+// Inverted dropout on probabilities with the method's generator (no-op when p == 0 or !training).
+at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator);
+
+}  // namespace smyrf

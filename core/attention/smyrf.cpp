@@ -1,0 +1,237 @@
+// smyrf / e2lsh clustered attention; the algorithm and shapes are in smyrf.h.
+#include "core/attention/smyrf.h"
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+#include "core/lsh/asymmetric_transform.h"
+#include "core/lsh/projection_hash.h"
+#include "core/util/json_options.h"
+#include "core/util/strings.h"
+
+namespace smyrf {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-row keep mask [R, L] (true = real token) with the dummy tail [L, L_padded) false.
+at::Tensor row_keep(const std::optional<at::Tensor>& keep_BL, int64_t B, int64_t H, int64_t L,
+                    int64_t L_padded, bool as_released, const at::TensorOptions& device) {
+  at::Tensor keep_RL;
+  if (keep_BL) {
+    if (as_released) {
+      // The released code expands the [B, L] mask with repeat(), tiling batches across the
+      // batch-major rows: row r = b*H + h gets the mask of batch r % B.
+      const at::Tensor batch_of_row = at::arange(B * H, device.dtype(at::kLong)).remainder(B);
+      keep_RL = keep_BL->index_select(0, batch_of_row);
+    } else {
+      keep_RL = keep_BL->unsqueeze(1).expand({B, H, L}).reshape({B * H, L});
+    }
+  } else {
+    keep_RL = at::ones({B * H, L}, device.dtype(at::kBool));
+  }
+  if (L_padded > L) keep_RL = at::constant_pad_nd(keep_RL, {0, L_padded - L}, 0);
+  return keep_RL;
+}
+
+at::Tensor pad_tokens(const at::Tensor& x_RLD, int64_t L_padded) {
+  const int64_t L = x_RLD.size(1);
+  return L_padded > L ? at::constant_pad_nd(x_RLD, {0, 0, 0, L_padded - L}, 0) : x_RLD;
+}
+
+// Stable argsort of hash values with unkept tokens forced last: [R, L, #] -> [R, #, L].
+at::Tensor sort_by_hash(const at::Tensor& hash_RLH, const at::Tensor& keep_RL) {
+  const at::Tensor masked = hash_RLH.masked_fill(keep_RL.logical_not().unsqueeze(-1),
+                                                 std::numeric_limits<double>::infinity());
+  // std::optional spelled out: a plain `true` would pick the sort(dim, descending) overload
+  return std::get<1>(at::sort(masked.transpose(1, 2), /*stable=*/std::optional<bool>(true), /*dim=*/-1,
+                              /*descending=*/false));
+}
+
+// Flat index into a [R*L, ...] token view (shared by all hashes) for each entry of perm_RHL.
+at::Tensor flat_token_index(const at::Tensor& perm_RHL, int64_t tokens_per_row) {
+  const int64_t R = perm_RHL.size(0);
+  return (perm_RHL + at::arange(R, perm_RHL.options()).mul(tokens_per_row).view({R, 1, 1})).reshape({-1});
+}
+
+// Flat index into a [R*#*L, ...] per-hash view for each entry of index_RHL.
+at::Tensor flat_hash_index(const at::Tensor& index_RHL) {
+  const int64_t RH = index_RHL.size(0) * index_RHL.size(1), L = index_RHL.size(2);
+  return (index_RHL.reshape({RH, L}) + at::arange(RH, index_RHL.options()).mul(L).view({RH, 1})).reshape({-1});
+}
+
+}  // namespace
+
+SmyrfOptions SmyrfOptions::from_json(JsonReader& reader, bool asymmetric_transform) {
+  SmyrfOptions o;
+  o.asymmetric_transform = asymmetric_transform;
+  reader.get("n_hashes", o.n_hashes);
+  reader.get("q_cluster_size", o.q_cluster_size);
+  reader.get("k_cluster_size", o.k_cluster_size);
+  reader.get("dropout", o.dropout);
+  reader.get_choice("mask_order", o.mask_order, {"correct", "as_released"});
+  const auto fail = [&](const char* key, const std::string& why) {
+    throw ConfigError(fmt::format("{}: '{}.{}' {}", reader.source().empty() ? "config" : reader.source(),
+                                  reader.path(), key, why));
+  };
+  if (o.n_hashes < 1) fail("n_hashes", fmt::format("must be >= 1 (number of hashing rounds), got {}", o.n_hashes));
+  if (o.q_cluster_size < 1)
+    fail("q_cluster_size", fmt::format("must be >= 1 (queries per cluster), got {}", o.q_cluster_size));
+  if (o.k_cluster_size && *o.k_cluster_size < 1)
+    fail("k_cluster_size", fmt::format("must be >= 1 (keys per cluster), got {}", *o.k_cluster_size));
+  if (!(o.dropout >= 0.0 && o.dropout < 1.0)) fail("dropout", fmt::format("must be in [0, 1), got {}", o.dropout));
+  return o;
+}
+
+SmyrfAttention::SmyrfAttention(SmyrfOptions options) : options_(std::move(options)) {
+  SMYRF_CHECK(options_.n_hashes >= 1 && options_.q_cluster_size >= 1 &&
+                  (!options_.k_cluster_size || *options_.k_cluster_size >= 1),
+              "{}: n_hashes and cluster sizes must be >= 1", name());
+  SMYRF_CHECK(options_.mask_order == "correct" || options_.mask_order == "as_released",
+              "{}: mask_order must be 'correct' or 'as_released', got '{}'", name(), options_.mask_order);
+}
+
+Capabilities SmyrfAttention::capabilities() const {
+  Capabilities caps;
+  caps.causal = false;  // clusters mix past and future tokens; the paper has no causal variant
+  return caps;
+}
+
+nlohmann::json SmyrfAttention::options_json() const {
+  nlohmann::json j = {{"method", name()},
+                      {"n_hashes", options_.n_hashes},
+                      {"q_cluster_size", options_.q_cluster_size},
+                      {"dropout", options_.dropout},
+                      {"mask_order", options_.mask_order}};
+  j["k_cluster_size"] = options_.k_cluster_size ? nlohmann::json(*options_.k_cluster_size) : nlohmann::json();
+  return j;
+}
+
+std::vector<std::string> SmyrfAttention::geometry_problems(int64_t N, int64_t M) const {
+  std::vector<std::string> problems;
+  const int64_t Cq = options_.q_cluster_size;
+  if (Cq > N) problems.push_back(fmt::format("q_cluster_size {} is larger than the {} queries (use at most {})", Cq, N, N));
+  const int64_t L = ceil_div(N, std::min(Cq, N));
+  if (options_.k_cluster_size) {
+    const int64_t Ck = *options_.k_cluster_size;
+    if (Ck > M) {
+      problems.push_back(fmt::format("k_cluster_size {} is larger than the {} keys (use at most {})", Ck, M, M));
+    } else if (ceil_div(M, Ck) != L) {
+      problems.push_back(fmt::format(
+          "q_cluster_size {} cuts {} queries into {} clusters but k_cluster_size {} cuts {} keys into {}; "
+          "both must give the same number of clusters (leave k_cluster_size out to get {})",
+          Cq, N, L, Ck, M, ceil_div(M, Ck), ceil_div(M, L)));
+    }
+  }
+  return problems;
+}
+
+ClusterGeometry SmyrfAttention::geometry(int64_t N, int64_t M) const {
+  const auto problems = geometry_problems(N, M);
+  SMYRF_CHECK(problems.empty(), "{}: {}", name(), join(problems, "; "));
+  ClusterGeometry g;
+  g.q_cluster_size = options_.q_cluster_size;
+  g.n_clusters = ceil_div(N, g.q_cluster_size);
+  g.k_cluster_size = options_.k_cluster_size ? *options_.k_cluster_size : ceil_div(M, g.n_clusters);
+  g.padded_queries = g.n_clusters * g.q_cluster_size;
+  g.padded_keys = g.n_clusters * g.k_cluster_size;
+  return g;
+}
+
+std::vector<std::string> SmyrfAttention::unsupported_reasons(const AttentionRequest& request) const {
+  auto reasons = AttentionMethod::unsupported_reasons(request);
+  for (auto& p : geometry_problems(request.shape.n_queries, request.shape.n_keys)) reasons.push_back(p);
+  return reasons;
+}
+
+AttentionCost SmyrfAttention::cost(const AttentionShape& s) const {
+  const ClusterGeometry g = geometry(s.n_queries, s.n_keys);
+  return clustered_attention_cost(s, options_.n_hashes, g.n_clusters, g.q_cluster_size, g.k_cluster_size);
+}
+
+SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& generator) const {
+  at::NoGradGuard no_grad;
+  const AttentionShape s = shape_of(in);
+  const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, R = B * H;
+  SmyrfClusters clusters;
+  clusters.geometry = geometry(N, M);
+  const ClusterGeometry& g = clusters.geometry;
+  const bool as_released = options_.mask_order == "as_released";
+  const auto opts = in.q_BHND.options();
+  const at::Tensor q_RND = pad_tokens(in.q_BHND.reshape({R, N, D}), g.padded_queries);
+  const at::Tensor k_RMD = pad_tokens(in.k_BHMD.reshape({R, M, D}), g.padded_keys);
+  const at::Tensor q_keep_RN = row_keep(in.query_keep_BN, B, H, N, g.padded_queries, as_released, opts);
+  const at::Tensor k_keep_RM = row_keep(in.key_keep_BM, B, H, M, g.padded_keys, as_released, opts);
+
+  at::Tensor q_hash_RNH, k_hash_RMH;
+  if (options_.asymmetric_transform) {
+    clusters.directions_HX = draw_directions(options_.n_hashes, D + 2, generator);
+    const XboxPlusExtensions ext = xbox_plus_extensions(q_RND, k_RMD);
+    q_hash_RNH = projection_hash(q_RND, ext.q_ext_RN, clusters.directions_HX, /*ext_col=*/D + 1);
+    k_hash_RMH = projection_hash(k_RMD, ext.k_ext_RM, clusters.directions_HX, /*ext_col=*/D);
+  } else {
+    clusters.directions_HX = draw_directions(options_.n_hashes, D, generator);
+    q_hash_RNH = projection_hash(q_RND, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
+    k_hash_RMH = projection_hash(k_RMD, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
+  }
+  clusters.perm_q_RHN = sort_by_hash(q_hash_RNH, q_keep_RN);
+  clusters.perm_k_RHM = sort_by_hash(k_hash_RMH, k_keep_RM);
+  return clusters;
+}
+
+AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Generator& generator) const {
+  const AttentionShape s = shape_of(in);
+  const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, E = s.value_dim;
+  const int64_t R = B * H, n_hashes = options_.n_hashes;
+  const SmyrfClusters clusters = cluster(in, generator);
+  const ClusterGeometry& g = clusters.geometry;
+  const int64_t L = g.n_clusters, Cq = g.q_cluster_size, Ck = g.k_cluster_size;
+  const int64_t Np = g.padded_queries, Mp = g.padded_keys;
+  const bool as_released = options_.mask_order == "as_released";
+  const auto opts = in.q_BHND.options();
+
+  // gather q, k, v (and the key mask) into cluster order: one index_select per tensor
+  const at::Tensor q_idx = flat_token_index(clusters.perm_q_RHN, Np);
+  const at::Tensor k_idx = flat_token_index(clusters.perm_k_RHM, Mp);
+  const at::Tensor q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
+  const at::Tensor k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
+  const at::Tensor v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
+  const at::Tensor q_sorted = q_flat.index_select(0, q_idx).view({R * n_hashes, L, Cq, D});
+  const at::Tensor k_sorted = k_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, D});
+  const at::Tensor v_sorted = v_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, E});
+  const at::Tensor k_keep_sorted =
+      row_keep(in.key_keep_BM, B, H, M, Mp, as_released, opts).reshape({-1}).index_select(0, k_idx)
+          .view({R * n_hashes, L, 1, Ck});
+
+  // attention inside each cluster
+  const at::Tensor logits = at::matmul(q_sorted, k_sorted.transpose(-1, -2)) * in.scale;
+  const MaskedSoftmax softmax = masked_softmax_with_lse(logits, k_keep_sorted);
+  const at::Tensor probs = attention_dropout(softmax.probs, options_.dropout, in.training, generator);
+  const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*#, L, Cq, E]
+
+  // un-sort: the inverse permutation turns a gather into the scatter back to token order
+  at::Tensor inverse_RHN;
+  {
+    at::NoGradGuard no_grad;
+    inverse_RHN = at::empty_like(clusters.perm_q_RHN)
+                      .scatter_(-1, clusters.perm_q_RHN,
+                                at::arange(Np, clusters.perm_q_RHN.options()).expand_as(clusters.perm_q_RHN));
+  }
+  const at::Tensor inv_idx = flat_hash_index(inverse_RHN);
+  const at::Tensor out_RHNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
+                                  .view({R, n_hashes, Np, E});
+  const at::Tensor lse_RHN = softmax.lse.reshape({-1}).index_select(0, inv_idx).view({R, n_hashes, Np});
+
+  // merge hashes: softmax over each hash's lse == softmax over the multiset union of keys seen
+  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RHN.transpose(1, 2), at::isfinite(lse_RHN.transpose(1, 2)));
+  const at::Tensor weights_RNH = merge.probs;
+  const at::Tensor out_RNE = (out_RHNE * weights_RNH.transpose(1, 2).unsqueeze(-1)).sum(1);
+  AttentionOutput result;
+  result.out_BHNE = out_RNE.narrow(1, 0, N).reshape({B, H, N, E});
+  result.lse_BHN = merge.lse.narrow(1, 0, N).reshape({B, H, N});
+  result.cost = cost(s);
+  return result;
+}
+
+}  // namespace smyrf

@@ -1,0 +1,80 @@
+// smyrf: balanced LSH clustering with asymmetric transforms (Daras et al., NeurIPS 2020), and the
+// e2lsh ablation (same clustering without the XBOX+ transform).
+//
+// Per (batch, head) row r and per hash h (design §4):
+//   1. XBOX+ extensions of q and k (asymmetric_transform.h); e2lsh skips this.
+//   2. One Gaussian direction per hash, shared by queries and keys; continuous projection
+//      (projection_hash.h). Padded and dummy tokens get hash +inf so they sort last.
+//   3. Queries and keys argsorted separately (stable), cut into L equal chunks: C_q queries and
+//      C_k keys per chunk. N and M need not divide: queries/keys are padded with masked dummies to
+//      L*C_q / L*C_k. L = ceil(N / C_q); C_k defaults to ceil(M / L) (= C_q when M == N).
+//   4. Chunk i of queries attends to chunk i of keys: masked scaled softmax with lse, dropout.
+//   5. Un-sort; merge the hashes by a softmax over their lse, i.e. a softmax over the multiset
+//      union of the keys each query saw (duplicates count, as in the paper's code).
+// Hashing and sorting run without autograd; gradients flow through the gathers and the softmax.
+// mask_order "as_released" reproduces the released code's mask tiling (row b*H+h uses the mask
+// of batch (b*H+h) % B); "correct" uses the row's own batch.
+//
+// Shapes (legend in attention_method.h; R = B*H, L clusters, Cq/Ck cluster sizes, # hashes):
+//   perm_q_RHN [R, #, L*Cq]  sorted position -> token;  q_sorted [R*#, L, Cq, D]; logits [R*#, L, Cq, Ck]
+// memory_fraction = # * L * Cq * Ck / (N * M)  (= # * Ck / M when C divides N).
+// Tested by tests/test_attention.cpp: single cluster == dense, brute-force multiset construction at
+// N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients.
+#pragma once
+
+#include <optional>
+
+#include "core/attention/attention_method.h"
+
+namespace smyrf {
+
+class JsonReader;
+
+struct SmyrfOptions {
+  int64_t n_hashes = 2;
+  int64_t q_cluster_size = 32;
+  std::optional<int64_t> k_cluster_size;  // default ceil(M / L)
+  double dropout = 0.0;
+  std::string mask_order = "correct";     // correct | as_released
+  bool asymmetric_transform = true;       // false: the e2lsh ablation
+  static SmyrfOptions from_json(JsonReader& reader, bool asymmetric_transform);
+};
+
+struct ClusterGeometry {
+  int64_t n_clusters, q_cluster_size, k_cluster_size;
+  int64_t padded_queries, padded_keys;  // L * Cq, L * Ck
+};
+
+// The clusters of one forward call, exposed for tests and visualisation.
+struct SmyrfClusters {
+  ClusterGeometry geometry;
+  at::Tensor perm_q_RHN;  // [R, #, L*Cq] int64: sorted position -> query index (>= N: dummy)
+  at::Tensor perm_k_RHM;  // [R, #, L*Ck] int64: sorted position -> key index (>= M: dummy)
+  at::Tensor directions_HX;  // [#, D+2] (smyrf) or [#, D] (e2lsh), float64
+};
+
+class SmyrfAttention : public AttentionMethod {
+ public:
+  explicit SmyrfAttention(SmyrfOptions options);
+  std::string name() const override { return options_.asymmetric_transform ? "smyrf" : "e2lsh"; }
+  Capabilities capabilities() const override;
+  nlohmann::json options_json() const override;
+  AttentionCost cost(const AttentionShape& shape) const override;
+  std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
+  const SmyrfOptions& options() const { return options_; }
+
+  // Throws with the reasons when the sizes cannot be served.
+  ClusterGeometry geometry(int64_t n_queries, int64_t n_keys) const;
+  // Steps 1-3 on already-validated inputs (padded positions zeroed), consuming the generator
+  // exactly as forward() does.
+  SmyrfClusters cluster(const AttentionInputs& inputs, at::Generator& generator) const;
+
+ protected:
+  AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;
+
+ private:
+  std::vector<std::string> geometry_problems(int64_t n_queries, int64_t n_keys) const;
+  SmyrfOptions options_;
+};
+
+}  // namespace smyrf

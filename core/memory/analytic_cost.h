@@ -1,0 +1,38 @@
+// Analytic memory model of each attention method: the score entries it computes, every buffer it
+// allocates (name, elements, bytes), and memory_fraction = score entries / (B*H*N*M), the paper's
+// "memory %". Computed from shapes alone, before anything is allocated; the runner logs it beside
+// the measured peak (peak_memory.h). Tested by tests/test_attention.cpp (formula = #*Ck/M, and the
+// entries each method really computes).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace smyrf {
+
+struct AttentionShape {
+  int64_t batch, heads, n_queries, n_keys, head_dim, value_dim;
+  int64_t element_bytes;  // 4 for float32, 8 for float64
+};
+
+struct BufferBytes {
+  std::string name;
+  int64_t bytes;
+};
+
+struct AttentionCost {
+  int64_t score_entries = 0;
+  int64_t analytic_bytes = 0;  // sum of buffers
+  double memory_fraction = 0.0;
+  std::vector<BufferBytes> buffers;
+};
+
+// Dense softmax attention: logits and probabilities [B,H,N,M], output, lse.
+AttentionCost dense_attention_cost(const AttentionShape& shape);
+
+// SMYRF / e2lsh with L clusters of Cq queries and Ck keys per hash (padded sizes L*Cq, L*Ck).
+AttentionCost clustered_attention_cost(const AttentionShape& shape, int64_t n_hashes, int64_t n_clusters,
+                                       int64_t q_cluster_size, int64_t k_cluster_size);
+
+}  // namespace smyrf

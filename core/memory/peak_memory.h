@@ -1,0 +1,23 @@
+// Measured memory of this process on the CPU (Linux /proc/self/status: VmRSS, VmHWM).
+// The runner measures each sweep point in its own process and resets the high-water mark right
+// before the measured call, so peak_rss - rss_before is the call's own peak; on CUDA the
+// allocator's peak statistics play that role. Tested by tests/test_attention.cpp (a 256 MiB
+// allocation moves the peak by at least that much).
+#pragma once
+
+#include <cstdint>
+
+namespace smyrf {
+
+struct ProcessMemory {
+  int64_t rss_bytes = 0;
+  int64_t peak_rss_bytes = 0;
+};
+
+ProcessMemory read_process_memory();
+
+// Resets VmHWM to the current RSS (writes "5" to /proc/self/clear_refs, Linux >= 4.0).
+// Returns false when the kernel does not allow it; the peak then counts from process start.
+bool reset_peak_rss();
+
+}  // namespace smyrf

@@ -1,0 +1,77 @@
+// String helpers for messages; see strings.h. Tested in tests/light/test_json_options.cpp.
+#include "core/util/strings.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace smyrf {
+
+namespace {
+
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+bool is_prefix_ci(std::string_view prefix, std::string_view s) {
+  if (prefix.size() > s.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (lower(prefix[i]) != lower(s[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  // Two-row dynamic programme: row[j] = distance between a[0, i) and b[0, j).
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t substitute = prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, substitute});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  if (word.empty()) return "";
+  const std::size_t budget = std::max<std::size_t>(2, word.size() / 3);
+  const std::string* best = nullptr;
+  std::size_t best_distance = 0;
+  std::size_t best_gap = 0;
+  for (const std::string& candidate : candidates) {
+    const std::size_t d = edit_distance(word, candidate);
+    const std::size_t shorter = std::min(word.size(), candidate.size());
+    const bool prefix = shorter >= 3 && (is_prefix_ci(word, candidate) || is_prefix_ci(candidate, word));
+    // A distance equal to the longer length means every character differs: not a typo.
+    const bool close = d <= budget && d < std::max(word.size(), candidate.size());
+    if (!(close || prefix)) continue;
+    // On equal distance prefer the candidate closest in length: a swapped pair ("cdua") costs 2
+    // like an unrelated substitution plus deletion ("cpu"), but keeps the length.
+    const std::size_t length_gap = std::max(word.size(), candidate.size()) - shorter;
+    if (best == nullptr || d < best_distance || (d == best_distance && length_gap < best_gap)) {
+      best = &candidate;
+      best_distance = d;
+      best_gap = length_gap;
+    }
+  }
+  return best == nullptr ? "" : *best;
+}
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  const std::string match = closest_match(word, candidates);
+  return match.empty() ? "" : " (did you mean '" + match + "'?)";
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out.append(sep);
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace smyrf

@@ -1,0 +1,195 @@
+// smyrf_bench: Google Benchmark suite of the attention methods (design §11).
+//
+//   build/bin/smyrf_bench [--benchmark_filter=...] [--threads=N]   (N defaults to all cores)
+//
+// B = 1, H = 8 heads, D = E = 64, float32, N = M in {1024, 4096, 16384}; forward (no autograd) and
+// forward+backward. Methods: dense (ours, materialises the N x M scores), LibTorch's
+// scaled_dot_product_attention, smyrf {1x32, 2x64, 4x128}. Each method is checked against dense
+// float64 once (at a small size) before anything is timed. Counters: tokens/s, analytic bytes,
+// memory fraction, peak RSS growth of the timed calls, and the time ratio to dense and to SDPA of
+// the same N and mode measured earlier in this run (they are registered first).
+// A case whose dense score matrices would not fit in this machine's memory is skipped, saying so.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "core/attention/dense.h"
+#include "core/attention/registry.h"
+#include "core/memory/peak_memory.h"
+#include "core/util/tensor_compare.h"
+
+namespace smyrf {
+namespace {
+
+constexpr int64_t kHeads = 8;
+constexpr int64_t kHeadDim = 64;
+
+enum class Mode { kForward = 0, kForwardBackward = 1 };
+
+std::map<std::pair<int64_t, int>, double>& baseline_seconds(const std::string& which) {
+  static std::map<std::string, std::map<std::pair<int64_t, int>, double>> table;
+  return table[which];
+}
+
+AttentionInputs make_inputs(int64_t N, bool requires_grad) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  AttentionInputs in;
+  in.q_BHND = at::normal(0, 1, {1, kHeads, N, kHeadDim}, gen, at::kFloat).requires_grad_(requires_grad);
+  in.k_BHMD = at::normal(0, 1, {1, kHeads, N, kHeadDim}, gen, at::kFloat).requires_grad_(requires_grad);
+  in.v_BHME = at::normal(0, 1, {1, kHeads, N, kHeadDim}, gen, at::kFloat).requires_grad_(requires_grad);
+  return in;
+}
+
+double available_memory_bytes() {
+  return static_cast<double>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+// Times one call per iteration after a warm-up call; returns seconds per call, or 0 after
+// SkipWithError when the case cannot fit in memory.
+template <class Call>
+double time_calls(benchmark::State& state, Call call, int64_t N, double needed_bytes) {
+  if (needed_bytes > 0.85 * available_memory_bytes()) {
+    state.SkipWithError(fmt::format("needs ~{:.1f} GiB of score buffers, {:.1f} GiB available",
+                                    needed_bytes / (1 << 30), available_memory_bytes() / (1 << 30)).c_str());
+    return 0.0;
+  }
+  call();  // warm-up: thread pools, allocator
+  reset_peak_rss();
+  const ProcessMemory before = read_process_memory();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) call();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+  const ProcessMemory after = read_process_memory();
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(N), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
+  state.counters["threads"] = at::get_num_threads();
+  return seconds;
+}
+
+void report_ratios(benchmark::State& state, int64_t N, Mode mode, double own_seconds) {
+  for (const char* name : {"dense", "sdpa"}) {
+    const auto& table = baseline_seconds(name);
+    const auto it = table.find({N, static_cast<int>(mode)});
+    if (it != table.end() && own_seconds > 0) state.counters[std::string("speedup_vs_") + name] = it->second / own_seconds;
+  }
+}
+
+void run_method(benchmark::State& state, const nlohmann::json& options, const std::string& baseline_name) {
+  const int64_t N = state.range(0);
+  const auto mode = static_cast<Mode>(state.range(1));
+  const auto method = make_attention(options);
+  const bool backward = mode == Mode::kForwardBackward;
+  AttentionInputs in = make_inputs(N, backward);
+  const AttentionCost cost = method->cost({1, kHeads, N, N, kHeadDim, kHeadDim, 4});
+  auto call = [&] {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    if (!backward) {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(method->forward(in, gen).out_BHNE.data_ptr());
+      return;
+    }
+    method->forward(in, gen).out_BHNE.sum().backward();
+    for (auto* t : {&in.q_BHND, &in.k_BHMD, &in.v_BHME}) t->mutable_grad().reset();
+  };
+  // dense keeps ~1 score matrix forward, ~4 for forward+backward (logits, probs, their grads)
+  const double score_bytes = static_cast<double>(cost.score_entries) * 4.0;
+  const double needed = options.at("method") == "dense" ? score_bytes * (backward ? 4.5 : 1.2) : 0.0;
+  const double per_call = time_calls(state, call, N, needed);
+  if (state.error_occurred()) return;
+  if (!baseline_name.empty()) baseline_seconds(baseline_name)[{N, static_cast<int>(mode)}] = per_call;
+  state.counters["analytic_MiB"] = static_cast<double>(cost.analytic_bytes) / (1 << 20);
+  state.counters["memory_fraction"] = cost.memory_fraction;
+  report_ratios(state, N, mode, per_call);
+}
+
+void BM_Dense(benchmark::State& state) { run_method(state, {{"method", "dense"}}, "dense"); }
+
+void BM_SDPA(benchmark::State& state) {
+  const int64_t N = state.range(0);
+  const auto mode = static_cast<Mode>(state.range(1));
+  const bool backward = mode == Mode::kForwardBackward;
+  AttentionInputs in = make_inputs(N, backward);
+  auto call = [&] {
+    if (!backward) {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME).data_ptr());
+      return;
+    }
+    at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME).sum().backward();
+    for (auto* t : {&in.q_BHND, &in.k_BHMD, &in.v_BHME}) t->mutable_grad().reset();
+  };
+  const double per_call = time_calls(state, call, N, 0.0);
+  baseline_seconds("sdpa")[{N, static_cast<int>(mode)}] = per_call;
+  state.counters["memory_fraction"] = 1.0;
+  report_ratios(state, N, mode, per_call);
+}
+
+void BM_Smyrf(benchmark::State& state) {
+  run_method(state, {{"method", "smyrf"}, {"n_hashes", state.range(2)}, {"q_cluster_size", state.range(3)}}, "");
+}
+
+void sequence_modes(benchmark::internal::Benchmark* b) {
+  for (int mode : {0, 1})
+    for (int64_t n : {1024, 4096, 16384}) b->Args({n, mode});
+}
+
+void smyrf_grid(benchmark::internal::Benchmark* b) {
+  for (int mode : {0, 1})
+    for (int64_t n : {1024, 4096, 16384})
+      for (auto [h, c] : {std::pair<int64_t, int64_t>{1, 32}, {2, 64}, {4, 128}}) b->Args({n, mode, h, c});
+}
+
+BENCHMARK(BM_Dense)->Apply(sequence_modes)->ArgNames({"N", "backward"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_SDPA)->Apply(sequence_modes)->ArgNames({"N", "backward"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Smyrf)->Apply(smyrf_grid)->ArgNames({"N", "backward", "hashes", "C"})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Validate before timing: smyrf with one cluster must equal dense float64; SDPA must equal dense.
+void validate_or_die() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  AttentionInputs in;
+  in.q_BHND = at::normal(0, 1, {1, 2, 256, kHeadDim}, gen, at::kDouble);
+  in.k_BHMD = at::normal(0, 1, {1, 2, 256, kHeadDim}, gen, at::kDouble);
+  in.v_BHME = at::normal(0, 1, {1, 2, 256, kHeadDim}, gen, at::kDouble);
+  const at::Tensor exact = DenseAttention().forward(in, gen).out_BHNE;
+  const at::Tensor one_cluster =
+      make_attention({{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 256}})->forward(in, gen).out_BHNE;
+  const at::Tensor sdpa = at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME);
+  for (const auto& [name, t] : {std::pair<const char*, at::Tensor>{"smyrf 1 cluster", one_cluster}, {"sdpa", sdpa}}) {
+    const auto cmp = compare_tensors(t, exact, 1e-10, 1e-9);
+    if (!cmp.ok) {
+      fmt::print(stderr, "validation failed for {}: {}\n", name, cmp.message());
+      std::exit(1);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace smyrf
+
+int main(int argc, char** argv) {
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  at::set_num_threads(threads);  // LibTorch defaults to 1 thread on these machines
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  smyrf::validate_or_die();
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,111 @@
+// `smyrf`: the harness's command line.
+//   smyrf run CONFIG [--output FILE.h5]   run a sweep (resumes; prints the report at the end)
+//   smyrf validate CONFIG                 load, expand and check every run; runs nothing
+//   smyrf report FILE.h5 [--markdown]     the results as a table
+//   smyrf methods                         registered attention methods and their options
+//   smyrf worker ...                      internal: one run in its own process (used by `run`)
+// The only place where exceptions become exit codes: 0 ok, 1 runs failed or internal error,
+// 2 bad config, 3 file problem.
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "core/attention/registry.h"
+#include "core/util/check.h"
+#include "core/util/strings.h"
+#include "experiments/pipelines/pipeline.h"
+#include "experiments/report.h"
+#include "experiments/runner.h"
+
+namespace {
+
+std::string self_executable(const char* argv0) {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(argv0) : exe.string();
+}
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"smyrf: benchmark and reproduce efficient attention (SMYRF and peers)"};
+  app.require_subcommand(1);
+
+  std::string config_path, output, report_path, run_id, result_path;
+  bool markdown = false, no_progress = false;
+
+  auto* run = app.add_subcommand("run", "Run every point of a config's sweep into its HDF5 results file");
+  run->add_option("config", config_path, "experiment config (JSON)")->required();
+  run->add_option("--output,-o", output, "results file (overrides output.path)");
+  run->add_flag("--no-progress", no_progress, "no progress bar");
+
+  auto* validate = app.add_subcommand("validate", "Check a config: every run expanded and validated, nothing run");
+  validate->add_option("config", config_path, "experiment config (JSON)")->required();
+
+  auto* report = app.add_subcommand("report", "Print a results file as a table");
+  report->add_option("file", report_path, "results file (.h5)")->required();
+  report->add_flag("--markdown", markdown, "GitHub markdown table");
+
+  auto* methods = app.add_subcommand("methods", "List the registered attention methods");
+
+  auto* worker = app.add_subcommand("worker", "Internal: run one sweep point (used by `smyrf run`)");
+  worker->group("");  // hidden from --help
+  worker->add_option("config", config_path)->required();
+  worker->add_option("--run-id", run_id)->required();
+  worker->add_option("--result", result_path)->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*worker) return smyrf::run_worker(config_path, run_id, result_path);
+  if (*methods) {
+    for (const auto& name : smyrf::attention_method_names())
+      fmt::print("{:8} {}\n", name, smyrf::make_attention({{"method", name}})->options_json().dump());
+    return 0;
+  }
+  if (*validate) {
+    const auto plan = smyrf::plan_experiment(config_path, std::nullopt);
+    fmt::print("{}: OK — pipeline {}, {} runs, results to {}\n", config_path, plan.pipeline,
+               plan.experiment.runs.size(), plan.output_path);
+    return 0;
+  }
+  if (*report) {
+    fmt::print("{}", smyrf::format_report(report_path, markdown));
+    return 0;
+  }
+  smyrf::RunnerOptions options;
+  options.config_path = config_path;
+  if (!output.empty()) options.output_override = output;
+  options.worker_executable = self_executable(argv[0]);
+  options.progress = !no_progress;
+  const auto summary = smyrf::run_experiment(options);
+  fmt::print("\n{}", smyrf::format_report(summary.output_path, false));
+  fmt::print("\n{} runs: {} completed, {} already complete, {} failed -> {}\n", summary.total, summary.completed,
+             summary.skipped, summary.failed, summary.output_path);
+  for (const auto& f : summary.failures) fmt::print(stderr, "failed: {}\n", f);
+  return summary.failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return main_impl(argc, argv);
+  } catch (const smyrf::ConfigError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const smyrf::IoError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 3;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "error: out of memory; lower the sizes in the config\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+}

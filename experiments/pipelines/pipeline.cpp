@@ -1,0 +1,80 @@
+// Pipeline table and the worker/runner result transport; see pipeline.h.
+#include "experiments/pipelines/pipeline.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "core/util/check.h"
+#include "core/util/strings.h"
+
+namespace smyrf {
+
+const Pipeline& attention_fidelity_pipeline();
+
+namespace {
+
+const std::vector<const Pipeline*>& pipelines() {
+  static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline()};
+  return kPipelines;
+}
+
+double number_or_nan(const nlohmann::json& j) {
+  return j.is_number() ? j.get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
+}  // namespace
+
+std::vector<std::string> pipeline_names() {
+  std::vector<std::string> names;
+  for (const Pipeline* p : pipelines()) names.push_back(p->name());
+  return names;
+}
+
+const Pipeline& find_pipeline(const std::string& name, const std::string& source) {
+  for (const Pipeline* p : pipelines())
+    if (p->name() == name) return *p;
+  throw ConfigError(fmt::format("config '{}': 'pipeline' is '{}', which is not a pipeline{}; valid: {}", source, name,
+                                did_you_mean(name, pipeline_names()), join(pipeline_names(), ", ")));
+}
+
+nlohmann::json run_result_to_json(const RunResult& r) {
+  nlohmann::json j = {{"metrics", nlohmann::json::object()}, {"curves", nlohmann::json::object()},
+                      {"tensors", nlohmann::json::object()}};
+  for (const auto& [name, m] : r.metrics)
+    j["metrics"][name] = {{"value", std::isfinite(m.value) ? nlohmann::json(m.value) : nlohmann::json()},
+                          {"unit", m.unit},
+                          {"higher_is_better", m.higher_is_better}};
+  for (const auto& [name, c] : r.curves) j["curves"][name] = c;
+  for (const auto& [name, t] : r.tensors)
+    j["tensors"][name] = {{"data", t.data}, {"dims", t.dims}, {"store_float32", t.store_float32}};
+  return j;
+}
+
+RunResult run_result_from_json(const nlohmann::json& j) {
+  RunResult r;
+  for (const auto& [name, m] : j.at("metrics").items())
+    r.metrics[name] = {number_or_nan(m.at("value")), m.at("unit").get<std::string>(), m.at("higher_is_better").get<bool>()};
+  for (const auto& [name, c] : j.at("curves").items()) {
+    for (const auto& v : c) r.curves[name].push_back(number_or_nan(v));
+  }
+  for (const auto& [name, t] : j.at("tensors").items()) {
+    NamedArray a;
+    for (const auto& v : t.at("data")) a.data.push_back(number_or_nan(v));
+    a.dims = t.at("dims").get<std::vector<int64_t>>();
+    a.store_float32 = t.at("store_float32").get<bool>();
+    r.tensors[name] = std::move(a);
+  }
+  return r;
+}
+
+int apply_thread_setting(const nlohmann::json& config) {
+  int threads = config.value("threads", 0);
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  return threads;
+}
+
+}  // namespace smyrf

@@ -1,0 +1,42 @@
+// A pipeline turns one resolved run config into metrics (experiments/results_store.h RunResult).
+// The runner calls validate() on every run of a sweep before starting any, then run() for each
+// run in its own worker process. Pipelines live in experiments/pipelines/<name>.cpp and are listed
+// in pipeline.cpp's table. Tested through tests/test_experiments.cpp.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "experiments/results_store.h"
+
+namespace smyrf {
+
+struct RunContext {
+  std::string source;   // config file, for messages
+  std::string run_id;
+};
+
+class Pipeline {
+ public:
+  virtual ~Pipeline() = default;
+  virtual std::string name() const = 0;
+  // Checks every section this pipeline reads (unknown keys, types, impossible sizes) and throws
+  // ConfigError naming file, JSON path and the fix. Cheap: builds no tensors.
+  virtual void validate(const nlohmann::json& config, const RunContext& context) const = 0;
+  virtual RunResult run(const nlohmann::json& config, const RunContext& context) const = 0;
+};
+
+std::vector<std::string> pipeline_names();
+// Unknown name: ConfigError listing the valid ones and the closest match.
+const Pipeline& find_pipeline(const std::string& name, const std::string& source);
+
+// Worker -> runner transport (JSON file); NaN travels as null.
+nlohmann::json run_result_to_json(const RunResult& result);
+RunResult run_result_from_json(const nlohmann::json& j);
+
+// Sets LibTorch's intra-op thread count from the config's `threads` (0 = all cores): LibTorch
+// defaults to one thread on these machines.
+int apply_thread_setting(const nlohmann::json& config);
+
+}  // namespace smyrf

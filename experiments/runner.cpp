@@ -1,0 +1,221 @@
+// See runner.h. Process isolation: fork + exec of the worker with its stdout/stderr in a log file;
+// the worker dies with the runner (PR_SET_PDEATHSIG) so a killed sweep leaves no stray processes.
+#include "experiments/runner.h"
+
+#include <c10/util/Exception.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/util/check.h"
+#include "core/util/progress.h"
+#include "core/util/provenance.h"
+#include "experiments/pipelines/pipeline.h"
+#include "experiments/results_store.h"
+
+namespace smyrf {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string tail_of_file(const std::string& path, size_t max_chars) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > max_chars) s = "..." + s.substr(s.size() - max_chars);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Everything of a run's config that decides its result (the output location does not).
+nlohmann::json identity_of(nlohmann::json config) {
+  config.erase("output");
+  return config;
+}
+
+RunInfo run_info_of(const RunSpec& run) {
+  RunInfo info;
+  info.run_id = run.run_id;
+  info.resolved_config = run.config;
+  info.sweep_point = run.sweep_point;
+  const nlohmann::json attention = run.config.value("attention", nlohmann::json::object());
+  info.method = attention.value("method", std::string());
+  for (auto [key, field] : {std::pair<const char*, std::optional<int64_t>*>{"n_hashes", &info.n_hashes},
+                            {"q_cluster_size", &info.q_cluster_size},
+                            {"k_cluster_size", &info.k_cluster_size}})
+    if (attention.contains(key) && attention.at(key).is_number_integer()) *field = attention.at(key).get<int64_t>();
+  info.seed = run.config.value("seed", int64_t{0});
+  return info;
+}
+
+struct WorkerOutcome {
+  bool ok = false;
+  std::string error;
+  RunResult result;
+  int64_t max_rss_bytes = 0;
+};
+
+WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_path, const std::string& run_id,
+                           const std::string& scratch_dir) {
+  const std::string result_path = scratch_dir + "/result.json", log_path = scratch_dir + "/worker.log";
+  fs::remove(result_path);
+  std::vector<std::string> args = {exe, "worker", config_path, "--run-id", run_id, "--result", result_path};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  SMYRF_CHECK(pid >= 0, "could not start a worker process: {}", std::strerror(errno));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the runner died before prctl took effect
+    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  while (wait4(pid, &status, 0, &usage) < 0) {
+    SMYRF_CHECK(errno == EINTR, "waiting for the worker failed: {}", std::strerror(errno));
+  }
+  WorkerOutcome outcome;
+  outcome.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  nlohmann::json result;
+  if (fs::exists(result_path)) {
+    std::ifstream in(result_path);
+    result = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.is_object() && result.contains("metrics")) {
+    outcome.ok = true;
+    outcome.result = run_result_from_json(result);
+    return outcome;
+  }
+  if (result.is_object() && result.contains("error")) {
+    outcome.error = result.at("error").get<std::string>();
+  } else if (WIFSIGNALED(status)) {
+    outcome.error = fmt::format("worker killed by signal {} ({}){}", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                                WTERMSIG(status) == SIGKILL ? "; out of memory? lower the sizes" : "");
+  } else {
+    outcome.error = fmt::format("worker exited with code {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                                tail_of_file(log_path, 600));
+  }
+  return outcome;
+}
+
+}  // namespace
+
+std::string torch_version_string() { return TORCH_VERSION; }
+
+ExperimentPlan plan_experiment(const std::string& config_path, const std::optional<std::string>& output_override) {
+  ExperimentPlan plan;
+  plan.experiment = load_experiment_config(config_path);
+  const auto& runs = plan.experiment.runs;
+  SMYRF_CHECK(!runs.empty(), "config '{}' expands to no runs", config_path);
+  plan.pipeline = runs.front().config.value("pipeline", std::string());
+  const Pipeline& pipeline = find_pipeline(plan.pipeline, config_path);
+  for (const auto& run : runs) {
+    if (run.config.value("pipeline", std::string()) != plan.pipeline)
+      throw ConfigError(fmt::format("config '{}': run '{}' sweeps 'pipeline'; one config runs one pipeline",
+                                    config_path, run.run_id));
+    const std::string out = run.config.at("output").at("path").get<std::string>();
+    if (!output_override && out != runs.front().config.at("output").at("path").get<std::string>())
+      throw ConfigError(fmt::format("config '{}': run '{}' sweeps 'output.path'; all runs of a sweep share one "
+                                    "results file", config_path, run.run_id));
+    pipeline.validate(run.config, {config_path, run.run_id});
+  }
+  plan.output_path = output_override ? *output_override : runs.front().config.at("output").at("path").get<std::string>();
+  return plan;
+}
+
+RunnerSummary run_experiment(const RunnerOptions& options) {
+  const ExperimentPlan plan = plan_experiment(options.config_path, options.output_override);
+  RunnerSummary summary;
+  summary.output_path = plan.output_path;
+  summary.total = static_cast<int64_t>(plan.experiment.runs.size());
+  const fs::path out_dir = fs::absolute(plan.output_path).parent_path();
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec)
+    throw IoError(fmt::format("cannot create the output directory '{}' ({}); set output.path to a writable location "
+                              "or pass --output", out_dir.string(), ec.message()));
+  const std::string device = plan.experiment.runs.front().config.value("device", std::string("cpu"));
+  ResultsStore store = ResultsStore::open_or_create(plan.output_path, plan.experiment.as_given,
+                                                    collect_provenance(device, torch_version_string()));
+  const std::string scratch = fs::temp_directory_path().string() + fmt::format("/smyrf-run-{}", getpid());
+  fs::create_directories(scratch);
+
+  ProgressBar bar(plan.experiment.runs.front().config.value("name", std::string("sweep")), summary.total);
+  int64_t done = 0;
+  for (const RunSpec& run : plan.experiment.runs) {
+    const auto status = store.status(run.run_id);
+    if (status == std::optional<std::string>("complete")) {
+      const auto stored = store.resolved_config(run.run_id);
+      if (!stored || identity_of(*stored) != identity_of(run.config))
+        throw ConfigError(fmt::format(
+            "'{}' already holds a complete run '{}' made with a different config; write to a new file (--output) or "
+            "delete the old one", plan.output_path, run.run_id));
+      ++summary.skipped;
+      ++done;
+      if (options.progress) bar.update(done, run.run_id + " (done earlier)");
+      continue;
+    }
+    store.mark_running(run_info_of(run));
+    const WorkerOutcome outcome = spawn_worker(options.worker_executable, options.config_path, run.run_id, scratch);
+    if (outcome.ok) {
+      RunResult result = outcome.result;
+      result.metrics["process_peak_rss_bytes"] = {static_cast<double>(outcome.max_rss_bytes), "bytes", false};
+      store.complete(run.run_id, result);
+      ++summary.completed;
+    } else {
+      store.fail(run.run_id, outcome.error);
+      ++summary.failed;
+      summary.failures.push_back(run.run_id + ": " + outcome.error);
+    }
+    ++done;
+    if (options.progress) bar.update(done, run.run_id + (outcome.ok ? "" : " FAILED"));
+  }
+  fs::remove_all(scratch, ec);
+  return summary;
+}
+
+int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path) {
+  nlohmann::json out;
+  int code = 0;
+  try {
+    const ExperimentConfig experiment = load_experiment_config(config_path);
+    const RunSpec* run = nullptr;
+    for (const auto& r : experiment.runs)
+      if (r.run_id == run_id) run = &r;
+    if (run == nullptr) throw ConfigError(fmt::format("config '{}' has no run '{}'", config_path, run_id));
+    const Pipeline& pipeline = find_pipeline(run->config.value("pipeline", std::string()), config_path);
+    out = run_result_to_json(pipeline.run(run->config, {config_path, run_id}));
+  } catch (const c10::Error& e) {
+    out = {{"error", e.what_without_backtrace()}};
+    code = 1;
+  } catch (const std::bad_alloc&) {
+    out = {{"error", "out of memory; lower the sizes (data.n_queries, batch, heads) or the method's knobs"}};
+    code = 1;
+  } catch (const std::exception& e) {
+    out = {{"error", e.what()}};
+    code = 1;
+  }
+  std::ofstream file(result_path);
+  file << out.dump();
+  return file ? code : 1;
+}
+
+}  // namespace smyrf

@@ -1,0 +1,451 @@
+// Attention methods against their oracles (design §10): dense vs a naive float64 loop; smyrf at its
+// exactness limit (one cluster == dense for any #); smyrf vs an independent brute-force multiset
+// construction at N = 97, 1013 and M != N; padding (zero weight, NaN never leaks); determinism;
+// finite-difference gradients in float64; the memory formula; bad input; the registry.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "core/attention/dense.h"
+#include "core/attention/registry.h"
+#include "core/attention/smyrf.h"
+#include "core/memory/peak_memory.h"
+#include "core/util/check.h"
+#include "tests/support/attention_test_support.h"
+
+namespace smyrf {
+namespace {
+
+
+}  // namespace
+}  // namespace smyrf
+namespace smyrf {
+namespace {
+
+using test::keep_mask;
+using test::make_generator;
+using test::naive_attention_f64;
+using test::nan_padded;
+using test::random_inputs;
+
+std::unique_ptr<SmyrfAttention> make_smyrf(int64_t n_hashes, int64_t q_cluster, std::optional<int64_t> k_cluster = {},
+                                           bool asymmetric = true, std::string mask_order = "correct") {
+  SmyrfOptions o;
+  o.n_hashes = n_hashes;
+  o.q_cluster_size = q_cluster;
+  o.k_cluster_size = k_cluster;
+  o.asymmetric_transform = asymmetric;
+  o.mask_order = std::move(mask_order);
+  return std::make_unique<SmyrfAttention>(o);
+}
+
+AttentionOutput run(const AttentionMethod& method, const AttentionInputs& in, uint64_t seed) {
+  auto gen = make_generator(seed);
+  return method.forward(in, gen);
+}
+
+// ---- dense -------------------------------------------------------------------------------------
+
+TEST(Dense, MatchesNaiveLoopFloat64WithPaddingAndCausal) {
+  for (bool causal : {false, true}) {
+    const int64_t N = 13, M = causal ? 13 : 17;
+    AttentionInputs in = random_inputs(2, 3, N, M, 5, 7, at::kDouble, 1);
+    in.causal = causal;
+    in.key_keep_BM = keep_mask({M, M - 4}, M);
+    const at::Tensor expected = naive_attention_f64(in);
+    const auto out = run(DenseAttention(), in, 0);
+    EXPECT_CLOSE(out.out_BHNE, expected, 1e-13, 1e-12);
+  }
+}
+
+TEST(Dense, Float32WithinFloat32RoundingOfTheOracle) {
+  AttentionInputs in = random_inputs(1, 2, 97, 61, 16, 8, at::kFloat, 2);
+  const at::Tensor expected = naive_attention_f64(in);
+  const auto out = run(DenseAttention(), in, 0);
+  EXPECT_EQ(out.out_BHNE.scalar_type(), at::kFloat);
+  EXPECT_CLOSE(out.out_BHNE, expected, 2e-6, 1e-5);
+}
+
+TEST(Dense, LseIsLogSumExpOfScaledLogits) {
+  AttentionInputs in = random_inputs(1, 1, 11, 9, 4, 3, at::kDouble, 3);
+  in.scale = 0.37;
+  const auto out = run(DenseAttention(), in, 0);
+  const at::Tensor expected = at::logsumexp(at::matmul(in.q_BHND, in.k_BHMD.transpose(-1, -2)) * 0.37, -1);
+  ASSERT_TRUE(out.lse_BHN.has_value());
+  EXPECT_CLOSE(*out.lse_BHN, expected, 1e-12, 1e-12);
+}
+
+TEST(Dense, CausalRowDoesNotDependOnLaterKeys) {
+  AttentionInputs in = random_inputs(1, 2, 40, 40, 8, 8, at::kDouble, 4);
+  in.causal = true;
+  const at::Tensor before = run(DenseAttention(), in, 0).out_BHNE;
+  AttentionInputs changed = in;
+  changed.k_BHMD = in.k_BHMD.clone();
+  changed.v_BHME = in.v_BHME.clone();
+  changed.k_BHMD.narrow(2, 21, 19).normal_();
+  changed.v_BHME.narrow(2, 21, 19).normal_();
+  const at::Tensor after = run(DenseAttention(), changed, 0).out_BHNE;
+  EXPECT_TRUE(at::equal(before.narrow(2, 0, 21), after.narrow(2, 0, 21)));
+  EXPECT_FALSE(at::allclose(before.narrow(2, 21, 19), after.narrow(2, 21, 19)));
+}
+
+// ---- smyrf: exactness limit and brute force ------------------------------------------------------
+
+TEST(Smyrf, SingleClusterEqualsDenseForAnyHashCount) {
+  for (int64_t n_hashes : {1, 2, 4}) {
+    for (auto [N, M] : std::vector<std::pair<int64_t, int64_t>>{{97, 97}, {64, 41}}) {
+      AttentionInputs in = random_inputs(2, 2, N, M, 8, 5, at::kDouble, 10 + n_hashes);
+      const auto exact = run(DenseAttention(), in, 0);
+      const auto approx = run(*make_smyrf(n_hashes, N), in, 7);
+      EXPECT_CLOSE(approx.out_BHNE, exact.out_BHNE, 1e-12, 1e-11) << "n_hashes " << n_hashes << " N " << N;
+      // the multiset union repeats every key n_hashes times: lse grows by log(#)
+      EXPECT_CLOSE(*approx.lse_BHN, *exact.lse_BHN + std::log(static_cast<double>(n_hashes)), 1e-11, 1e-11);
+      EXPECT_DOUBLE_EQ(approx.cost.memory_fraction, static_cast<double>(n_hashes));
+    }
+  }
+}
+
+// Independent construction: take the clusters (permutations) and build, per query, the multiset of
+// keys it shares a cluster with across hashes; softmax over that multiset in a plain loop.
+at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& c) {
+  const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), D = in.q_BHND.size(3);
+  const int64_t M = in.k_BHMD.size(2), E = in.v_BHME.size(3);
+  const int64_t Cq = c.geometry.q_cluster_size, Ck = c.geometry.k_cluster_size;
+  const int64_t n_hashes = c.perm_q_RHN.size(1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const auto pq = c.perm_q_RHN.accessor<int64_t, 3>(), pk = c.perm_k_RHM.accessor<int64_t, 3>();
+  const at::Tensor q = in.q_BHND.contiguous(), k = in.k_BHMD.contiguous(), v = in.v_BHME.contiguous();
+  const auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
+  at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
+  auto oa = out.accessor<double, 4>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t r = b * H + h;
+      std::vector<std::vector<int64_t>> seen(N);  // multiset of keys per query
+      for (int64_t t = 0; t < n_hashes; ++t)
+        for (int64_t pos = 0; pos < pq.size(2); ++pos) {
+          const int64_t i = pq[r][t][pos];
+          if (i >= N) continue;
+          const int64_t cluster = pos / Cq;
+          for (int64_t s = cluster * Ck; s < (cluster + 1) * Ck; ++s) {
+            const int64_t j = pk[r][t][s];
+            if (j >= M || (in.key_keep_BM && !(*in.key_keep_BM)[b][j].item<bool>())) continue;
+            seen[i].push_back(j);
+          }
+        }
+      for (int64_t i = 0; i < N; ++i) {
+        if (seen[i].empty()) continue;
+        std::vector<double> logit;
+        double mx = -1e300;
+        for (int64_t j : seen[i]) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += qa[b][h][i][d] * ka[b][h][j][d];
+          logit.push_back(dot * scale);
+          mx = std::max(mx, logit.back());
+        }
+        double z = 0;
+        for (double l : logit) z += std::exp(l - mx);
+        for (size_t u = 0; u < seen[i].size(); ++u)
+          for (int64_t e = 0; e < E; ++e) oa[b][h][i][e] += std::exp(logit[u] - mx) / z * va[b][h][seen[i][u]][e];
+      }
+    }
+  return out;
+}
+
+struct BruteCase {
+  int64_t N, M, q_cluster, n_hashes;
+  bool padded;
+  bool asymmetric;
+};
+
+TEST(Smyrf, EqualsBruteForceMultisetConstructionAtHostileSizes) {
+  const std::vector<BruteCase> cases = {{97, 97, 16, 2, false, true},  {97, 97, 16, 3, true, true},
+                                        {1013, 1013, 64, 2, false, true}, {200, 77, 25, 2, true, true},
+                                        {61, 150, 8, 4, false, true},  {97, 97, 16, 2, true, false}};
+  for (const auto& tc : cases) {
+    AttentionInputs in = random_inputs(2, 2, tc.N, tc.M, 12, 6, at::kDouble, 100 + tc.N);
+    if (tc.padded) {
+      in.key_keep_BM = keep_mask({tc.M, tc.M * 2 / 3}, tc.M);
+      // cluster() takes inputs as forward() hands them on: padded rows zeroed
+      in.k_BHMD = in.k_BHMD * in.key_keep_BM->view({2, 1, tc.M, 1});
+      in.v_BHME = in.v_BHME * in.key_keep_BM->view({2, 1, tc.M, 1});
+    }
+    const auto method = make_smyrf(tc.n_hashes, tc.q_cluster, {}, tc.asymmetric);
+    auto gen_clusters = make_generator(5);
+    const SmyrfClusters clusters = method->cluster(in, gen_clusters);
+    const at::Tensor expected = brute_force_multiset(in, clusters);
+    const auto out = run(*method, in, 5);
+    EXPECT_CLOSE(out.out_BHNE, expected, 1e-12, 1e-10)
+        << "N " << tc.N << " M " << tc.M << " C " << tc.q_cluster << " # " << tc.n_hashes;
+  }
+}
+
+TEST(Smyrf, PadsSortLastAndEveryRealTokenIsInExactlyOneCluster) {
+  AttentionInputs in = random_inputs(2, 1, 97, 97, 8, 8, at::kDouble, 6);
+  in.key_keep_BM = keep_mask({97, 50}, 97);
+  in.query_keep_BN = keep_mask({97, 50}, 97);
+  auto gen = make_generator(3);
+  const SmyrfClusters c = make_smyrf(2, 16)->cluster(in, gen);
+  EXPECT_EQ(c.geometry.n_clusters, 7);
+  EXPECT_EQ(c.geometry.padded_queries, 112);
+  EXPECT_EQ(c.geometry.k_cluster_size, 14);  // ceil(97 / 7): same number of clusters as the queries
+  EXPECT_EQ(c.geometry.padded_keys, 98);
+  for (int64_t t = 0; t < 2; ++t) {
+    const at::Tensor perm = c.perm_k_RHM[1][t];
+    // batch 1 keeps 50 keys: they occupy sorted positions [0, 50), pads and dummies after
+    EXPECT_LT(perm.narrow(0, 0, 50).max().item<int64_t>(), 50);
+    EXPECT_TRUE(at::equal(std::get<0>(perm.sort()), at::arange(98, at::kLong)));
+    const at::Tensor perm_q = c.perm_q_RHN[1][t];
+    EXPECT_LT(perm_q.narrow(0, 0, 50).max().item<int64_t>(), 50);
+    EXPECT_TRUE(at::equal(std::get<0>(perm_q.sort()), at::arange(112, at::kLong)));
+  }
+}
+
+// ---- padding -------------------------------------------------------------------------------------
+
+TEST(Padding, PaddedKeysGetZeroWeightAndNaNNeverLeaks) {
+  const int64_t N = 97, M = 97;
+  AttentionInputs clean = random_inputs(2, 2, N, M, 8, 4, at::kDouble, 7);
+  clean.key_keep_BM = keep_mask({M, 60}, M);
+  clean.query_keep_BN = keep_mask({N, 60}, N);
+  AttentionInputs poisoned = clean;
+  poisoned.q_BHND = nan_padded(clean.q_BHND, *clean.query_keep_BN);
+  poisoned.k_BHMD = nan_padded(clean.k_BHMD, *clean.key_keep_BM);
+  poisoned.v_BHME = nan_padded(clean.v_BHME, *clean.key_keep_BM);
+  // dense: batch 1 equals attention over its 60 real tokens alone
+  const auto dense = run(DenseAttention(), poisoned, 0);
+  ASSERT_TRUE(at::isfinite(dense.out_BHNE).all().item<bool>());
+  AttentionInputs truncated;
+  truncated.q_BHND = clean.q_BHND.narrow(0, 1, 1).narrow(2, 0, 60);
+  truncated.k_BHMD = clean.k_BHMD.narrow(0, 1, 1).narrow(2, 0, 60);
+  truncated.v_BHME = clean.v_BHME.narrow(0, 1, 1).narrow(2, 0, 60);
+  EXPECT_CLOSE(dense.out_BHNE.narrow(0, 1, 1).narrow(2, 0, 60), naive_attention_f64(truncated), 1e-13, 1e-12);
+  EXPECT_TRUE(at::equal(dense.out_BHNE.narrow(0, 1, 1).narrow(2, 60, 37), at::zeros({1, 2, 37, 4}, at::kDouble)));
+  // smyrf: NaN-poisoned pads give bit-identical results to zero pads, and a single cluster equals
+  // dense over the real tokens
+  for (int64_t C : {16, 97}) {
+    const auto method = make_smyrf(2, C);
+    const auto a = run(*method, poisoned, 9), b = run(*method, clean, 9);
+    ASSERT_TRUE(at::isfinite(a.out_BHNE).all().item<bool>()) << "C " << C;
+    EXPECT_TRUE(at::equal(a.out_BHNE, b.out_BHNE)) << "C " << C;
+    if (C == 97) EXPECT_CLOSE(a.out_BHNE, dense.out_BHNE, 1e-12, 1e-11);
+  }
+}
+
+TEST(Padding, AsReleasedMaskOrderReproducesTheTiledMask) {
+  // batch 2 x 3 heads with different lengths: the released code gives row r = b*H + h the mask of
+  // batch r % B. Check against per-row runs with that mask (directions are shared across rows).
+  const int64_t B = 2, H = 3, N = 32;
+  AttentionInputs in = random_inputs(B, H, N, N, 8, 4, at::kDouble, 8);
+  in.key_keep_BM = keep_mask({32, 19}, N);
+  in.query_keep_BN = *in.key_keep_BM;
+  // zero the pads up front so that zeroing under either mask leaves the same data (and XBOX+ norms)
+  const at::Tensor keep = in.key_keep_BM->view({B, 1, N, 1});
+  in.q_BHND = in.q_BHND * keep;
+  in.k_BHMD = in.k_BHMD * keep;
+  in.v_BHME = in.v_BHME * keep;
+  const auto released = run(*make_smyrf(2, 8, {}, true, "as_released"), in, 4).out_BHNE;
+  const auto correct = run(*make_smyrf(2, 8, {}, true, "correct"), in, 4).out_BHNE;
+  int64_t rows_differing = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t tiled_batch = (b * H + h) % B;
+      AttentionInputs row;
+      row.q_BHND = in.q_BHND.narrow(0, b, 1).narrow(1, h, 1);
+      row.k_BHMD = in.k_BHMD.narrow(0, b, 1).narrow(1, h, 1);
+      row.v_BHME = in.v_BHME.narrow(0, b, 1).narrow(1, h, 1);
+      row.key_keep_BM = in.key_keep_BM->narrow(0, tiled_batch, 1);
+      row.query_keep_BN = row.key_keep_BM;
+      const auto expected = run(*make_smyrf(2, 8, {}, true, "correct"), row, 4).out_BHNE;
+      at::Tensor got = released.narrow(0, b, 1).narrow(1, h, 1);
+      // rows whose own queries are padded are zeroed at the output: compare the real queries only
+      const int64_t real_q = in.query_keep_BN->select(0, b).sum().item<int64_t>();
+      const int64_t tiled_real_q = in.key_keep_BM->select(0, tiled_batch).sum().item<int64_t>();
+      const int64_t n_cmp = std::min(real_q, tiled_real_q);
+      EXPECT_CLOSE(got.narrow(2, 0, n_cmp), expected.narrow(2, 0, n_cmp), 1e-12, 1e-11) << "row " << b * H + h;
+      if (!at::allclose(got, correct.narrow(0, b, 1).narrow(1, h, 1))) ++rows_differing;
+    }
+  EXPECT_GT(rows_differing, 0) << "the as_released mode should differ from correct for batch > 1";
+  // with batch 1 the two modes agree
+  AttentionInputs one = in;
+  one.q_BHND = in.q_BHND.narrow(0, 1, 1);
+  one.k_BHMD = in.k_BHMD.narrow(0, 1, 1);
+  one.v_BHME = in.v_BHME.narrow(0, 1, 1);
+  one.key_keep_BM = in.key_keep_BM->narrow(0, 1, 1);
+  one.query_keep_BN = one.key_keep_BM;
+  EXPECT_TRUE(at::equal(run(*make_smyrf(2, 8, {}, true, "as_released"), one, 4).out_BHNE,
+                        run(*make_smyrf(2, 8, {}, true, "correct"), one, 4).out_BHNE));
+}
+
+// ---- determinism ---------------------------------------------------------------------------------
+
+TEST(Determinism, SameSeedSameBitsOtherSeedOtherClusters) {
+  AttentionInputs in = random_inputs(1, 4, 1013, 1013, 16, 16, at::kFloat, 9);
+  const auto method = make_smyrf(2, 32);
+  EXPECT_TRUE(at::equal(run(*method, in, 42).out_BHNE, run(*method, in, 42).out_BHNE));
+  auto g1 = make_generator(42), g2 = make_generator(43);
+  const auto c1 = method->cluster(in, g1), c2 = method->cluster(in, g2);
+  EXPECT_FALSE(at::equal(c1.perm_q_RHN, c2.perm_q_RHN));
+  EXPECT_FALSE(at::equal(run(*method, in, 42).out_BHNE, run(*method, in, 43).out_BHNE));
+}
+
+TEST(Determinism, DropoutOnlyInTrainingAndSeeded) {
+  AttentionInputs in = random_inputs(1, 2, 64, 64, 8, 8, at::kDouble, 10);
+  SmyrfOptions o;
+  o.dropout = 0.3;
+  o.q_cluster_size = 16;
+  const SmyrfAttention with_dropout(o);
+  const auto eval_out = run(with_dropout, in, 1).out_BHNE;
+  EXPECT_TRUE(at::equal(eval_out, run(*make_smyrf(2, 16), in, 1).out_BHNE));
+  in.training = true;
+  const auto train_a = run(with_dropout, in, 1).out_BHNE, train_b = run(with_dropout, in, 1).out_BHNE;
+  EXPECT_TRUE(at::equal(train_a, train_b));
+  EXPECT_FALSE(at::allclose(train_a, eval_out));
+}
+
+// ---- gradients -----------------------------------------------------------------------------------
+
+void check_gradients_by_finite_differences(const AttentionMethod& method, bool padded) {
+  AttentionInputs in = random_inputs(1, 2, 24, 24, 4, 3, at::kDouble, 11);
+  if (padded) in.key_keep_BM = keep_mask({19}, 24);
+  const at::Tensor weight = at::randn({1, 2, 24, 3}, make_generator(12), at::kDouble);
+  auto loss_of = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    AttentionInputs x = in;
+    x.q_BHND = q;
+    x.k_BHMD = k;
+    x.v_BHME = v;
+    return (run(method, x, 13).out_BHNE * weight).sum();  // same seed: same clusters every call
+  };
+  std::vector<at::Tensor> params = {in.q_BHND.clone().requires_grad_(), in.k_BHMD.clone().requires_grad_(),
+                                    in.v_BHME.clone().requires_grad_()};
+  loss_of(params[0], params[1], params[2]).backward();
+  const double eps = 1e-6;
+  for (size_t p = 0; p < params.size(); ++p) {
+    const at::Tensor analytic = params[p].grad();
+    at::Tensor numeric = at::zeros_like(analytic);
+    at::NoGradGuard no_grad;
+    for (int64_t idx = 0; idx < numeric.numel(); ++idx) {
+      std::vector<at::Tensor> plus = {params[0].detach().clone(), params[1].detach().clone(),
+                                      params[2].detach().clone()};
+      std::vector<at::Tensor> minus = {plus[0].clone(), plus[1].clone(), plus[2].clone()};
+      plus[p].view({-1})[idx] += eps;
+      minus[p].view({-1})[idx] -= eps;
+      numeric.view({-1})[idx] = (loss_of(plus[0], plus[1], plus[2]) - loss_of(minus[0], minus[1], minus[2])) / (2 * eps);
+    }
+    EXPECT_CLOSE(analytic, numeric, 1e-7, 1e-6) << method.name() << " gradient of input " << p;
+  }
+}
+
+TEST(Gradients, DenseMatchesFiniteDifferences) { check_gradients_by_finite_differences(DenseAttention(), true); }
+
+TEST(Gradients, SmyrfMatchesFiniteDifferences) {
+  check_gradients_by_finite_differences(*make_smyrf(2, 8), false);
+  check_gradients_by_finite_differences(*make_smyrf(3, 8), true);
+}
+
+// ---- memory model --------------------------------------------------------------------------------
+
+TEST(Memory, MemoryFractionIsHashesTimesKeyClusterOverKeys) {
+  const AttentionShape s{1, 8, 4096, 4096, 64, 64, 4};
+  for (auto [h, c] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {2, 64}, {4, 128}, {8, 16}}) {
+    const auto cost = make_smyrf(h, c)->cost(s);
+    EXPECT_DOUBLE_EQ(cost.memory_fraction, static_cast<double>(h * c) / 4096.0);
+    EXPECT_EQ(cost.score_entries, 8 * h * 4096 * c);
+  }
+  // BigGAN shape: 4096 queries, 1024 pooled keys, C_k = C_q / 4 by default
+  const AttentionShape g{1, 1, 4096, 1024, 24, 96, 4};
+  const auto cost = make_smyrf(8, 256)->cost(g);
+  EXPECT_DOUBLE_EQ(cost.memory_fraction, 8.0 * 64 / 1024);
+  // odd sizes: the entries really computed over the padded clusters
+  const AttentionShape odd{1, 1, 97, 97, 8, 8, 8};
+  EXPECT_EQ(make_smyrf(2, 16)->cost(odd).score_entries, 2 * 7 * 16 * 14);
+  EXPECT_DOUBLE_EQ(DenseAttention().cost(odd).memory_fraction, 1.0);
+  int64_t sum = 0;
+  for (const auto& b : cost.buffers) sum += b.bytes;
+  EXPECT_EQ(sum, cost.analytic_bytes);
+}
+
+TEST(Memory, PeakRssSeesALargeAllocation) {
+  reset_peak_rss();
+  const auto before = read_process_memory();
+  {
+    at::Tensor big = at::ones({64 * 1024 * 1024}, at::kFloat);  // 256 MiB, touched
+    EXPECT_EQ(big.sum().item<double>(), 64.0 * 1024 * 1024);
+  }
+  const auto after = read_process_memory();
+  EXPECT_GE(after.peak_rss_bytes - before.rss_bytes, 200LL * 1024 * 1024);
+}
+
+// ---- bad input and registry ----------------------------------------------------------------------
+
+TEST(BadInput, ClusterSizeLargerThanSequenceIsAClearError) {
+  AttentionInputs in = random_inputs(1, 1, 97, 97, 8, 8, at::kFloat, 1);
+  try {
+    run(*make_smyrf(2, 128), in, 0);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q_cluster_size 128 is larger than the 97 queries"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(run(*make_smyrf(2, 16, 5), in, 0), Error);  // 7 query clusters, 20 key clusters
+}
+
+TEST(BadInput, NonFiniteUnpaddedValueIsNamed) {
+  AttentionInputs in = random_inputs(1, 2, 10, 10, 4, 4, at::kFloat, 1);
+  in.k_BHMD[0][1][3][2] = std::numeric_limits<float>::infinity();
+  try {
+    run(DenseAttention(), in, 0);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("k_BHMD contains a non-finite value (inf) at [b=0, h=1, position=3, dim=2]"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(BadInput, ShapeMismatchNamesTheTensor) {
+  AttentionInputs in = random_inputs(1, 2, 10, 12, 4, 4, at::kFloat, 1);
+  in.v_BHME = at::zeros({1, 2, 11, 4});
+  try {
+    run(DenseAttention(), in, 0);
+    FAIL();
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("v_BHME has shape [1, 2, 11, 4], expected [1, 2, 12, -1]"),
+              std::string::npos)
+        << e.what_without_backtrace();
+  }
+}
+
+TEST(BadInput, SmyrfRefusesCausal) {
+  AttentionInputs in = random_inputs(1, 1, 32, 32, 4, 4, at::kFloat, 1);
+  in.causal = true;
+  EXPECT_THROW(run(*make_smyrf(2, 8), in, 0), Error);
+  EXPECT_FALSE(make_smyrf(2, 8)->unsupported_reasons(request_of(in)).empty());
+}
+
+TEST(Registry, BuildsEveryMethodAndRejectsUnknownNamesAndKeys) {
+  for (const auto& name : attention_method_names()) EXPECT_EQ(make_attention({{"method", name}})->name(), name);
+  const auto smyrf = make_attention({{"method", "smyrf"}, {"n_hashes", 4}, {"q_cluster_size", 64}});
+  EXPECT_EQ(smyrf->options_json()["n_hashes"], 4);
+  auto message_of = [](const nlohmann::json& j) {
+    try {
+      make_attention(j, "attention", "configs/x.json");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message_of({{"method", "smyrff"}}).find("did you mean 'smyrf'"), std::string::npos);
+  EXPECT_NE(message_of({{"method", "smyrff"}}).find("dense, smyrf, e2lsh"), std::string::npos);
+  EXPECT_NE(message_of({{"method", "smyrf"}, {"n_hash", 2}}).find("n_hashes"), std::string::npos);
+  EXPECT_NE(message_of({{"method", "smyrf"}, {"n_hashes", 0}}).find("'attention.n_hashes' must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(message_of({{"method", "smyrf"}, {"q_cluster_size", -3}}).find("q_cluster_size"), std::string::npos);
+  EXPECT_NE(message_of({{"method", "smyrf"}, {"n_hashes", "two"}}).find("must be an integer"), std::string::npos);
+  EXPECT_NE(message_of({{"method", "dense"}, {"n_hashes", 2}}).find("unknown key"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace smyrf
