@@ -8,6 +8,7 @@
 #include <map>
 #include <vector>
 
+#include "core/attention/clustered_attention_cpu.h"
 #include "core/attention/dense.h"
 #include "core/attention/registry.h"
 #include "core/attention/smyrf.h"
@@ -303,6 +304,40 @@ TEST(Determinism, DropoutOnlyInTrainingAndSeeded) {
   const auto train_a = run(with_dropout, in, 1).out_BHNE, train_b = run(with_dropout, in, 1).out_BHNE;
   EXPECT_TRUE(at::equal(train_a, train_b));
   EXPECT_FALSE(at::allclose(train_a, eval_out));
+}
+
+TEST(Determinism, AutogradPathEqualsInferencePath) {
+  // Without gradients forward() takes another path (dense: softmax in place; smyrf: the fused CPU
+  // kernel); with the same clusters both must agree, in float64 to rounding and in float32 to
+  // float32 rounding (the kernel has its own exp).
+  for (auto [dtype, tol] : {std::pair<at::ScalarType, double>{at::kDouble, 1e-12}, {at::kFloat, 3e-6}}) {
+    for (auto [N, M] : std::vector<std::pair<int64_t, int64_t>>{{97, 61}, {1013, 1013}}) {
+      AttentionInputs in = random_inputs(2, 2, N, M, 8, 5, dtype, 14);
+      in.key_keep_BM = keep_mask({M, M * 2 / 3}, M);
+      std::vector<std::unique_ptr<AttentionMethod>> methods;
+      methods.push_back(std::make_unique<DenseAttention>());
+      methods.push_back(make_smyrf(3, 16));
+      methods.push_back(make_smyrf(2, 16, {}, false));
+      for (const auto& method : methods) {
+        const auto inference = run(*method, in, 21);
+        AttentionInputs grad_in = in;
+        grad_in.q_BHND = in.q_BHND.clone().requires_grad_();
+        const auto with_grad = run(*method, grad_in, 21);
+        EXPECT_CLOSE(with_grad.out_BHNE.detach(), inference.out_BHNE, tol, tol) << method->name() << " N " << N;
+        EXPECT_CLOSE(with_grad.lse_BHN->detach(), *inference.lse_BHN, tol, tol) << method->name() << " N " << N;
+      }
+    }
+  }
+}
+
+TEST(Kernel, FastExpIsAccurateOverTheFloatRange) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.00731) {
+    const double exact = std::exp(static_cast<double>(static_cast<float>(x)));
+    worst = std::max(worst, std::abs(fast_expf(static_cast<float>(x)) - exact) / exact);
+  }
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_LT(fast_expf(-std::numeric_limits<float>::infinity()), 1e-37f);
 }
 
 // ---- gradients -----------------------------------------------------------------------------------

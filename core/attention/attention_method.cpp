@@ -3,6 +3,7 @@
 #include "core/attention/attention_method.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <limits>
@@ -17,6 +18,10 @@ namespace {
 void check_finite_where_kept(const at::Tensor& x, const std::optional<at::Tensor>& keep_BL,
                              const char* name) {
   at::NoGradGuard no_grad;
+  // One reduction decides the common case: a NaN or Inf anywhere makes the sum non-finite (a
+  // finite overflow only costs the full check below).
+  const at::Tensor x_kept = keep_BL ? at::where(keep_BL->view({x.size(0), 1, x.size(2), 1}), x, 0.0) : x;
+  if (std::isfinite(x_kept.sum(at::kDouble).item<double>())) return;
   at::Tensor finite = at::isfinite(x);  // [B, H, L, X]
   if (keep_BL) finite = at::logical_or(finite, keep_BL->logical_not().view({x.size(0), 1, x.size(2), 1}));
   if (finite.all().item<bool>()) return;
@@ -124,6 +129,23 @@ MaskedSoftmax masked_softmax_with_lse(const at::Tensor& logits, const at::Tensor
   at::Tensor probs = at::exp(masked - lse).masked_fill(row_empty, 0.0);
   lse = lse.masked_fill(row_empty, neg_inf).squeeze(-1);
   return {probs, lse};
+}
+
+at::Tensor softmax_in_place_with_lse(at::Tensor& logits, const std::optional<at::Tensor>& keep) {
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (keep) logits.masked_fill_(keep->logical_not(), neg_inf);
+  const at::Tensor row_max = logits.amax(-1, /*keepdim=*/true);
+  const at::Tensor row_empty = at::isinf(row_max);  // every entry masked
+  if (keep) logits.masked_fill_(row_empty, 0.0);
+  // LibTorch's fused softmax, written over its input; the lse follows from the largest
+  // probability: p_max = exp(max - lse), and p_max >= 1/width keeps the log well conditioned.
+  at::_softmax_out(logits, logits, -1, /*half_to_float=*/false);
+  at::Tensor lse = row_max - logits.amax(-1, /*keepdim=*/true).log();
+  if (keep) {
+    logits.masked_fill_(row_empty, 0.0);
+    lse.masked_fill_(row_empty, neg_inf);
+  }
+  return lse.squeeze(-1);
 }
 
 at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator) {

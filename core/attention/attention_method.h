@@ -86,6 +86,10 @@ struct MaskedSoftmax {
 };
 MaskedSoftmax masked_softmax_with_lse(const at::Tensor& logits, const at::Tensor& keep);
 
+// Inference only (no autograd through it): turns `logits` into probabilities in place, so a
+// method's peak holds one score buffer; returns the lse. Same conventions for empty rows.
+at::Tensor softmax_in_place_with_lse(at::Tensor& logits, const std::optional<at::Tensor>& keep);
+
 // Inverted dropout on probabilities with the method's generator (no-op when p == 0 or !training).
 at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator);
 

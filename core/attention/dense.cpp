@@ -2,6 +2,7 @@
 #include "core/attention/dense.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <limits>
@@ -51,19 +52,9 @@ AttentionOutput DenseAttention::forward_impl(const AttentionInputs& in, at::Gene
     const at::Tensor probs = attention_dropout(softmax.probs, options_.dropout, in.training, generator);
     return {at::matmul(probs, in.v_BHME), softmax.lse, cost(shape)};
   }
-  // Inference: the one N x M buffer is turned into probabilities in place; the lse is computed in
-  // row blocks so that its temporaries stay small. Peak: one score matrix, as a naive kernel has.
-  const double neg_inf = -std::numeric_limits<double>::infinity();
-  if (keep) logits_BHNM.masked_fill_(keep->logical_not(), neg_inf);
-  at::Tensor lse_BHN = at::empty({shape.batch, shape.heads, N}, logits_BHNM.options());
-  const int64_t rows_per_block = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, shape.batch * shape.heads * M));
-  for (int64_t i = 0; i < N; i += rows_per_block) {
-    const int64_t n = std::min(rows_per_block, N - i);
-    lse_BHN.narrow(2, i, n).copy_(at::logsumexp(logits_BHNM.narrow(2, i, n), -1));
-  }
-  // rows with nothing to attend to: lse -inf; subtracting 0 leaves exp(-inf) = 0 probabilities
-  const at::Tensor shift_BHN1 = lse_BHN.masked_fill(at::isinf(lse_BHN), 0.0).unsqueeze(-1);
-  logits_BHNM.sub_(shift_BHN1).exp_();
+  // Inference: the one N x M buffer becomes the probabilities in place. Peak: one score matrix,
+  // as a naive kernel has.
+  const at::Tensor lse_BHN = softmax_in_place_with_lse(logits_BHNM, keep);
   return {at::matmul(logits_BHNM, in.v_BHME), lse_BHN, cost(shape)};
 }
 

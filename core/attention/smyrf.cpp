@@ -2,9 +2,13 @@
 #include "core/attention/smyrf.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <limits>
+#include <tuple>
+#include <utility>
 
+#include "core/attention/clustered_attention_cpu.h"
 #include "core/lsh/asymmetric_transform.h"
 #include "core/lsh/projection_hash.h"
 #include "core/util/json_options.h"
@@ -59,6 +63,42 @@ at::Tensor flat_token_index(const at::Tensor& perm_RHL, int64_t tokens_per_row) 
 at::Tensor flat_hash_index(const at::Tensor& index_RHL) {
   const int64_t RH = index_RHL.size(0) * index_RHL.size(1), L = index_RHL.size(2);
   return (index_RHL.reshape({RH, L}) + at::arange(RH, index_RHL.options()).mul(L).view({RH, 1})).reshape({-1});
+}
+
+// Everything the attention step needs once the clusters are known. Flat views: token t of row r
+// is row r * L_padded + t.
+struct ClusterTensors {
+  ClusterGeometry geometry;
+  at::Tensor q_flat, k_flat, v_flat;  // [R*Np, D], [R*Mp, D], [R*Mp, E] (dummies zero)
+  at::Tensor k_keep_flat;             // [R*Mp] bool
+  bool any_key_masked = false;        // padding or dummy keys present
+  at::Tensor perm_q_RHN, perm_k_RHM, inverse_RHN;
+};
+
+// Autograd path: every hash and row at once through differentiable ops.
+std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t, double scale, double dropout,
+                                                        bool training, at::Generator& generator) {
+  const ClusterGeometry& g = t.geometry;
+  const int64_t R = t.perm_q_RHN.size(0), n_hashes = t.perm_q_RHN.size(1);
+  const int64_t L = g.n_clusters, Cq = g.q_cluster_size, Ck = g.k_cluster_size, Np = g.padded_queries;
+  const int64_t D = t.q_flat.size(1), E = t.v_flat.size(1);
+  const at::Tensor q_idx = flat_token_index(t.perm_q_RHN, Np);
+  const at::Tensor k_idx = flat_token_index(t.perm_k_RHM, g.padded_keys);
+  const at::Tensor q_sorted = t.q_flat.index_select(0, q_idx).view({R * n_hashes, L, Cq, D});
+  const at::Tensor k_sorted = t.k_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, D});
+  const at::Tensor v_sorted = t.v_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, E});
+  const at::Tensor k_keep_sorted = t.k_keep_flat.index_select(0, k_idx).view({R * n_hashes, L, 1, Ck});
+  const at::Tensor logits = at::matmul(q_sorted, k_sorted.transpose(-1, -2)) * scale;
+  const MaskedSoftmax softmax = masked_softmax_with_lse(logits, k_keep_sorted);
+  const at::Tensor probs = attention_dropout(softmax.probs, dropout, training, generator);
+  const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*#, L, Cq, E]
+  const at::Tensor inv_idx = flat_hash_index(t.inverse_RHN);
+  const at::Tensor out_RHNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
+                                  .view({R, n_hashes, Np, E});
+  const at::Tensor lse_RNH = softmax.lse.reshape({-1}).index_select(0, inv_idx).view({R, n_hashes, Np}).transpose(1, 2);
+  // merge hashes: softmax over each hash's lse == softmax over the multiset union of keys seen
+  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNH, at::isfinite(lse_RNH));
+  return {(out_RHNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1), merge.lse};
 }
 
 }  // namespace
@@ -183,53 +223,44 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
 AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Generator& generator) const {
   const AttentionShape s = shape_of(in);
   const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, E = s.value_dim;
-  const int64_t R = B * H, n_hashes = options_.n_hashes;
+  const int64_t R = B * H;
   const SmyrfClusters clusters = cluster(in, generator);
   const ClusterGeometry& g = clusters.geometry;
-  const int64_t L = g.n_clusters, Cq = g.q_cluster_size, Ck = g.k_cluster_size;
   const int64_t Np = g.padded_queries, Mp = g.padded_keys;
   const bool as_released = options_.mask_order == "as_released";
-  const auto opts = in.q_BHND.options();
-
-  // gather q, k, v (and the key mask) into cluster order: one index_select per tensor
-  const at::Tensor q_idx = flat_token_index(clusters.perm_q_RHN, Np);
-  const at::Tensor k_idx = flat_token_index(clusters.perm_k_RHM, Mp);
-  const at::Tensor q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
-  const at::Tensor k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
-  const at::Tensor v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
-  const at::Tensor q_sorted = q_flat.index_select(0, q_idx).view({R * n_hashes, L, Cq, D});
-  const at::Tensor k_sorted = k_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, D});
-  const at::Tensor v_sorted = v_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, E});
-  const at::Tensor k_keep_sorted =
-      row_keep(in.key_keep_BM, B, H, M, Mp, as_released, opts).reshape({-1}).index_select(0, k_idx)
-          .view({R * n_hashes, L, 1, Ck});
-
-  // attention inside each cluster
-  const at::Tensor logits = at::matmul(q_sorted, k_sorted.transpose(-1, -2)) * in.scale;
-  const MaskedSoftmax softmax = masked_softmax_with_lse(logits, k_keep_sorted);
-  const at::Tensor probs = attention_dropout(softmax.probs, options_.dropout, in.training, generator);
-  const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*#, L, Cq, E]
-
-  // un-sort: the inverse permutation turns a gather into the scatter back to token order
-  at::Tensor inverse_RHN;
+  ClusterTensors t;
+  t.geometry = g;
+  t.q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
+  t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
+  t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
+  t.k_keep_flat = row_keep(in.key_keep_BM, B, H, M, Mp, as_released, in.q_BHND.options()).reshape({-1});
+  t.any_key_masked = in.key_keep_BM.has_value() || Mp > M;
+  t.perm_q_RHN = clusters.perm_q_RHN;
+  t.perm_k_RHM = clusters.perm_k_RHM;
   {
-    at::NoGradGuard no_grad;
-    inverse_RHN = at::empty_like(clusters.perm_q_RHN)
-                      .scatter_(-1, clusters.perm_q_RHN,
-                                at::arange(Np, clusters.perm_q_RHN.options()).expand_as(clusters.perm_q_RHN));
+    at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
+    t.inverse_RHN = at::empty_like(t.perm_q_RHN)
+                        .scatter_(-1, t.perm_q_RHN, at::arange(Np, t.perm_q_RHN.options()).expand_as(t.perm_q_RHN));
   }
-  const at::Tensor inv_idx = flat_hash_index(inverse_RHN);
-  const at::Tensor out_RHNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
-                                  .view({R, n_hashes, Np, E});
-  const at::Tensor lse_RHN = softmax.lse.reshape({-1}).index_select(0, inv_idx).view({R, n_hashes, Np});
-
-  // merge hashes: softmax over each hash's lse == softmax over the multiset union of keys seen
-  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RHN.transpose(1, 2), at::isfinite(lse_RHN.transpose(1, 2)));
-  const at::Tensor weights_RNH = merge.probs;
-  const at::Tensor out_RNE = (out_RHNE * weights_RNH.transpose(1, 2).unsqueeze(-1)).sum(1);
+  const bool needs_grad = at::GradMode::is_enabled() &&
+                          (in.q_BHND.requires_grad() || in.k_BHMD.requires_grad() || in.v_BHME.requires_grad());
+  at::Tensor out_RNE, lse_RN;
+  if (needs_grad || (options_.dropout > 0 && in.training) || !in.q_BHND.device().is_cpu()) {
+    std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, generator);
+  } else {
+    // inference on the CPU: the fused kernel reads q/k/v in place and writes token order directly
+    at::NoGradGuard no_grad;
+    out_RNE = at::empty({R, N, E}, in.q_BHND.options());
+    lse_RN = at::empty({R, N}, in.q_BHND.options());
+    const at::Tensor keep = in.key_keep_BM ? t.k_keep_flat.view({R, Mp}).narrow(1, 0, M).contiguous() : at::Tensor();
+    clustered_attention_forward_cpu(in.q_BHND.reshape({R, N, D}).contiguous(), in.k_BHMD.reshape({R, M, D}).contiguous(),
+                                    in.v_BHME.reshape({R, M, E}).contiguous(), keep, t.perm_q_RHN.contiguous(),
+                                    t.perm_k_RHM.contiguous(), g.q_cluster_size, g.k_cluster_size, in.scale, out_RNE,
+                                    lse_RN);
+  }
   AttentionOutput result;
   result.out_BHNE = out_RNE.narrow(1, 0, N).reshape({B, H, N, E});
-  result.lse_BHN = merge.lse.narrow(1, 0, N).reshape({B, H, N});
+  result.lse_BHN = lse_RN.narrow(1, 0, N).reshape({B, H, N});
   result.cost = cost(s);
   return result;
 }

@@ -1,6 +1,7 @@
 // Tensor-level wrapper of the CUDA projection hash (same signature as projection_hash_cpu).
 // Without SMYRF_WITH_CUDA it throws a clear error instead.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "core/lsh/projection_hash.h"
 #include "core/util/check.h"

@@ -2,6 +2,7 @@
 #include "core/lsh/asymmetric_transform.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 namespace smyrf {
 

@@ -2,6 +2,7 @@
 #include "core/lsh/projection_hash.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "core/util/tensor_checks.h"
 

@@ -2,6 +2,7 @@
 #include "core/util/tensor_compare.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

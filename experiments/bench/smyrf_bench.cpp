@@ -10,9 +10,11 @@
 // the same N and mode measured earlier in this run (they are registered first).
 // A case whose dense score matrices would not fit in this machine's memory is skipped, saying so.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>

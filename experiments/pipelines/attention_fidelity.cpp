@@ -18,6 +18,7 @@
 // and peak_rss_bytes; tensors/rel_fro_error_BH per (batch, head).
 // Tested by tests/test_experiments.cpp (smoke config, captured file, bad input).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
