@@ -35,14 +35,7 @@ const std::vector<std::string> kSweepRoots = {"model", "attention", "data", "tra
 // Keys that change how the file itself is read, so a sweep may not set them.
 const std::vector<std::string> kUnsweepable = {"sweep", "extends", "version"};
 
-const char* kind_name(const ojson& v) {
-  if (v.is_object()) return "an object";
-  if (v.is_array()) return "an array";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  return "a number";
-}
+const char* kind_name(const ojson& v) { return json_kind_name(nlohmann::json(v)); }
 
 std::string excerpt(const ojson& v) { return json_excerpt(nlohmann::json(v)); }
 

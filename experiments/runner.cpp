@@ -5,7 +5,6 @@
 #include <c10/util/Exception.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/memory/peak_memory.h"
 #include "core/util/check.h"
 #include "core/util/progress.h"
 #include "core/util/provenance.h"
@@ -61,7 +61,6 @@ struct WorkerOutcome {
   bool ok = false;
   std::string error;
   RunResult result;
-  int64_t max_rss_bytes = 0;
 };
 
 WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_path, const std::string& run_id,
@@ -85,15 +84,15 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
       close(fd);
     }
     execv(exe.c_str(), argv.data());
+    const char message[] = "smyrf runner: could not execute the worker binary\n";
+    (void)!write(2, message, sizeof message - 1);  // async-signal-safe, unlike anything formatted
     _exit(127);
   }
   int status = 0;
-  struct rusage usage {};
-  while (wait4(pid, &status, 0, &usage) < 0) {
+  while (waitpid(pid, &status, 0) < 0) {
     SMYRF_CHECK(errno == EINTR, "waiting for the worker failed: {}", std::strerror(errno));
   }
   WorkerOutcome outcome;
-  outcome.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
   nlohmann::json result;
   if (fs::exists(result_path)) {
     std::ifstream in(result_path);
@@ -176,9 +175,7 @@ RunnerSummary run_experiment(const RunnerOptions& options) {
     store.mark_running(run_info_of(run));
     const WorkerOutcome outcome = spawn_worker(options.worker_executable, options.config_path, run.run_id, scratch);
     if (outcome.ok) {
-      RunResult result = outcome.result;
-      result.metrics["process_peak_rss_bytes"] = {static_cast<double>(outcome.max_rss_bytes), "bytes", false};
-      store.complete(run.run_id, result);
+      store.complete(run.run_id, outcome.result);
       ++summary.completed;
     } else {
       store.fail(run.run_id, outcome.error);
@@ -202,7 +199,12 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
       if (r.run_id == run_id) run = &r;
     if (run == nullptr) throw ConfigError(fmt::format("config '{}' has no run '{}'", config_path, run_id));
     const Pipeline& pipeline = find_pipeline(run->config.value("pipeline", std::string()), config_path);
-    out = run_result_to_json(pipeline.run(run->config, {config_path, run_id}));
+    RunResult result = pipeline.run(run->config, {config_path, run_id});
+    // this process's own high-water mark (a parent-side rusage would include the runner's pages
+    // inherited at fork)
+    result.metrics["process_peak_rss_bytes"] = {static_cast<double>(read_process_memory().peak_rss_bytes), "bytes",
+                                                false};
+    out = run_result_to_json(result);
   } catch (const c10::Error& e) {
     out = {{"error", e.what_without_backtrace()}};
     code = 1;

@@ -190,18 +190,43 @@ TEST(Smyrf, PadsSortLastAndEveryRealTokenIsInExactlyOneCluster) {
   auto gen = make_generator(3);
   const SmyrfClusters c = make_smyrf(2, 16)->cluster(in, gen);
   EXPECT_EQ(c.geometry.n_clusters, 7);
-  EXPECT_EQ(c.geometry.padded_queries, 112);
-  EXPECT_EQ(c.geometry.k_cluster_size, 14);  // ceil(97 / 7): same number of clusters as the queries
+  EXPECT_EQ(c.geometry.q_cluster_size, 14);  // 97 ranks over 7 clusters: 13 or 14 each
+  EXPECT_EQ(c.geometry.padded_queries, 98);
+  EXPECT_EQ(c.geometry.k_cluster_size, 14);
   EXPECT_EQ(c.geometry.padded_keys, 98);
-  for (int64_t t = 0; t < 2; ++t) {
-    const at::Tensor perm = c.perm_k_RHM[1][t];
-    // batch 1 keeps 50 keys: they occupy sorted positions [0, 50), pads and dummies after
-    EXPECT_LT(perm.narrow(0, 0, 50).max().item<int64_t>(), 50);
-    EXPECT_TRUE(at::equal(std::get<0>(perm.sort()), at::arange(98, at::kLong)));
-    const at::Tensor perm_q = c.perm_q_RHN[1][t];
-    EXPECT_LT(perm_q.narrow(0, 0, 50).max().item<int64_t>(), 50);
-    EXPECT_TRUE(at::equal(std::get<0>(perm_q.sort()), at::arange(112, at::kLong)));
+  for (const at::Tensor& perm_RHP : {c.perm_q_RHN, c.perm_k_RHM}) {
+    for (int64_t t = 0; t < 2; ++t) {
+      const at::Tensor slots = perm_RHP[1][t];
+      EXPECT_TRUE(at::equal(std::get<0>(slots.sort()), at::arange(98, at::kLong)));  // a permutation
+      // in slot order the 50 kept tokens come first, then the 47 padded ones, dummies aside
+      const at::Tensor tokens = slots.masked_select(slots < 97);
+      EXPECT_LT(tokens.narrow(0, 0, 50).max().item<int64_t>(), 50);
+      EXPECT_GE(tokens.narrow(0, 50, 47).min().item<int64_t>(), 50);
+      // cluster c holds ranks [floor(97c/7), floor(97(c+1)/7)): one dummy, in the cluster of 13
+      for (int64_t cluster = 0; cluster < 7; ++cluster) {
+        const int64_t real = (slots.narrow(0, cluster * 14, 14) < 97).sum().item<int64_t>();
+        EXPECT_EQ(real, (cluster + 1) * 97 / 7 - cluster * 97 / 7) << "cluster " << cluster;
+      }
+    }
   }
+}
+
+TEST(Smyrf, QueryAndKeyClustersCoverTheSameQuantilesWhenSizesDoNotDivide) {
+  // M far from a multiple of L: every key cluster must still hold real keys (no all-dummy
+  // cluster), and cluster c must cover the same share of the key order as of the query order.
+  AttentionInputs in = random_inputs(1, 1, 128, 9, 8, 4, at::kDouble, 31);
+  auto gen = make_generator(4);
+  const auto method = make_smyrf(1, 32);
+  const SmyrfClusters c = method->cluster(in, gen);
+  EXPECT_EQ(c.geometry.n_clusters, 4);
+  EXPECT_EQ(c.geometry.k_cluster_size, 3);
+  for (int64_t cluster = 0; cluster < 4; ++cluster) {
+    const int64_t real = (c.perm_k_RHM[0][0].narrow(0, cluster * 3, 3) < 9).sum().item<int64_t>();
+    EXPECT_GE(real, 2) << "key cluster " << cluster;
+  }
+  const auto out = run(*method, in, 4);
+  EXPECT_TRUE(at::isfinite(*out.lse_BHN).all().item<bool>()) << "a query was left with no key";
+  EXPECT_GT(out.out_BHNE.abs().sum(-1).min().item<double>(), 0.0);
 }
 
 // ---- padding -------------------------------------------------------------------------------------
@@ -395,7 +420,7 @@ TEST(Memory, MemoryFractionIsHashesTimesKeyClusterOverKeys) {
   EXPECT_DOUBLE_EQ(cost.memory_fraction, 8.0 * 64 / 1024);
   // odd sizes: the entries really computed over the padded clusters
   const AttentionShape odd{1, 1, 97, 97, 8, 8, 8};
-  EXPECT_EQ(make_smyrf(2, 16)->cost(odd).score_entries, 2 * 7 * 16 * 14);
+  EXPECT_EQ(make_smyrf(2, 16)->cost(odd).score_entries, 2 * 7 * 14 * 14);  // 7 clusters of 14 slots
   EXPECT_DOUBLE_EQ(DenseAttention().cost(odd).memory_fraction, 1.0);
   int64_t sum = 0;
   for (const auto& b : cost.buffers) sum += b.bytes;

@@ -73,7 +73,7 @@ TEST(Cli, SmokeSweepWritesEveryRunWithConsistentMetrics) {
       EXPECT_GT(err, 1e-4) << run.info.run_id << ": a real approximation has error";
       EXPECT_LT(err, 1.5) << run.info.run_id;
       const double expected_fraction =
-          static_cast<double>(*run.info.n_hashes * 7 * 16 * 14) / (97.0 * 97.0);  // 7 clusters of 16 q, 14 k
+          static_cast<double>(*run.info.n_hashes * 7 * 14 * 14) / (97.0 * 97.0);  // 7 clusters of 14 slots
       EXPECT_NEAR(metric(run, "memory_fraction"), expected_fraction, 1e-12) << run.info.run_id;
     }
   }

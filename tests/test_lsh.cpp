@@ -68,12 +68,14 @@ TEST(BalancedClustering, ClustersEqualSortingTheExplicitTransformAlongEachDirect
     for (int64_t t = 0; t < 3; ++t) {
       const at::Tensor order_q = hq[r].select(1, t).argsort(), order_k = hk[r].select(1, t).argsort();
       for (int64_t cluster = 0; cluster < L; ++cluster) {
-        // the real tokens of cluster i are ranks [i*C, (i+1)*C) of the projection (dummies last)
-        const int64_t lo = cluster * 16, n = std::min<int64_t>(16, 97 - lo);
-        const at::Tensor ours = std::get<0>(c.perm_q_RHN[r][t].narrow(0, lo, n).sort());
+        // cluster c holds ranks [floor(97c/L), floor(97(c+1)/L)) of the projection in its first
+        // slots (14 slots per cluster, the spare one a dummy)
+        const int64_t lo = cluster * 97 / L, n = (cluster + 1) * 97 / L - lo;
+        const int64_t slot = cluster * c.geometry.q_cluster_size;
+        const at::Tensor ours = std::get<0>(c.perm_q_RHN[r][t].narrow(0, slot, n).sort());
         const at::Tensor theirs = std::get<0>(order_q.narrow(0, lo, n).sort());
         EXPECT_TRUE(at::equal(ours, theirs)) << "query cluster " << cluster;
-        const at::Tensor ours_k = std::get<0>(c.perm_k_RHM[r][t].narrow(0, lo, n).sort());
+        const at::Tensor ours_k = std::get<0>(c.perm_k_RHM[r][t].narrow(0, slot, n).sort());
         EXPECT_TRUE(at::equal(ours_k, std::get<0>(order_k.narrow(0, lo, n).sort()))) << "key cluster " << cluster;
       }
     }

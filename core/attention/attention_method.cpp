@@ -85,10 +85,14 @@ AttentionOutput AttentionMethod::forward(const AttentionInputs& in, at::Generato
   if (in.key_keep_BM) {
     SMYRF_CHECK_SHAPE(*in.key_keep_BM, "key_keep_BM", B, M);
     TORCH_CHECK(in.key_keep_BM->scalar_type() == at::kBool, "key_keep_BM must be bool");
+    TORCH_CHECK(in.key_keep_BM->device() == in.q_BHND.device(), "key_keep_BM must be on q_BHND's device (",
+                in.q_BHND.device(), ")");
   }
   if (in.query_keep_BN) {
     SMYRF_CHECK_SHAPE(*in.query_keep_BN, "query_keep_BN", B, N);
     TORCH_CHECK(in.query_keep_BN->scalar_type() == at::kBool, "query_keep_BN must be bool");
+    TORCH_CHECK(in.query_keep_BN->device() == in.q_BHND.device(), "query_keep_BN must be on q_BHND's device (",
+                in.q_BHND.device(), ")");
   }
   SMYRF_CHECK(std::isfinite(in.scale) && in.scale >= 0,
               "{}: scale must be a finite number >= 0 (0 = 1/sqrt(D)), got {}", name(), in.scale);

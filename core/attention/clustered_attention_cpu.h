@@ -25,7 +25,8 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
                                      double scale, at::Tensor& out_RNE, at::Tensor& lse_RN);
 
 // The kernel's float32 exp, exposed for its accuracy test: relative error below 1e-6 on
-// [-87, 88]; arguments are clamped to [-87.3, 88] (masked keys never reach it: they get p = 0).
+// [-87, 88]; arguments are clamped to [-87.3, 88] (masked keys' -inf scores clamp, and their
+// probability is then multiplied by 0).
 float fast_expf(float x);
 
 }  // namespace smyrf

@@ -53,6 +53,24 @@ at::Tensor sort_by_hash(const at::Tensor& hash_RLH, const at::Tensor& keep_RL) {
                               /*descending=*/false));
 }
 
+// Lays the sorted order out in cluster slots: cluster c takes sorted ranks
+// [floor(c*T/L), floor((c+1)*T/L)) of the T real-index tokens, and its remaining slots take dummies,
+// so that query cluster c and key cluster c cover the same quantiles of the projection for any N
+// and M (cutting the padded order into equal chunks would misalign them and could leave clusters
+// of dummies only). When C divides T this is the plain chunking of the paper.
+// sorted_RHP: [R, #, L*C] sorted positions -> token, the T real-index tokens first (dummies, whose
+// hash is +inf, sort after every real-index token because the sort is stable).
+at::Tensor balanced_slots(const at::Tensor& sorted_RHP, int64_t T, int64_t L, int64_t C) {
+  std::vector<int64_t> pattern(static_cast<size_t>(L * C));
+  int64_t next_dummy = T;
+  for (int64_t c = 0; c < L; ++c) {
+    const int64_t begin = c * T / L, count = (c + 1) * T / L - begin;
+    for (int64_t o = 0; o < C; ++o) pattern[static_cast<size_t>(c * C + o)] = o < count ? begin + o : next_dummy++;
+  }
+  const at::Tensor pattern_P = at::tensor(pattern, sorted_RHP.options());
+  return sorted_RHP.index_select(-1, pattern_P);
+}
+
 // Flat index into a [R*L, ...] token view (shared by all hashes) for each entry of perm_RHL.
 at::Tensor flat_token_index(const at::Tensor& perm_RHL, int64_t tokens_per_row) {
   const int64_t R = perm_RHL.size(0);
@@ -171,9 +189,11 @@ ClusterGeometry SmyrfAttention::geometry(int64_t N, int64_t M) const {
   const auto problems = geometry_problems(N, M);
   SMYRF_CHECK(problems.empty(), "{}: {}", name(), join(problems, "; "));
   ClusterGeometry g;
-  g.q_cluster_size = options_.q_cluster_size;
-  g.n_clusters = ceil_div(N, g.q_cluster_size);
-  g.k_cluster_size = options_.k_cluster_size ? *options_.k_cluster_size : ceil_div(M, g.n_clusters);
+  g.n_clusters = ceil_div(N, options_.q_cluster_size);
+  // Slots per cluster: the N (M) sorted tokens are spread evenly over the L clusters, so a cluster
+  // holds at most ceil(N / L) <= q_cluster_size of them (= q_cluster_size when it divides N).
+  g.q_cluster_size = ceil_div(N, g.n_clusters);
+  g.k_cluster_size = ceil_div(M, g.n_clusters);
   g.padded_queries = g.n_clusters * g.q_cluster_size;
   g.padded_keys = g.n_clusters * g.k_cluster_size;
   return g;
@@ -215,8 +235,8 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
     q_hash_RNH = projection_hash(q_RND, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
     k_hash_RMH = projection_hash(k_RMD, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
   }
-  clusters.perm_q_RHN = sort_by_hash(q_hash_RNH, q_keep_RN);
-  clusters.perm_k_RHM = sort_by_hash(k_hash_RMH, k_keep_RM);
+  clusters.perm_q_RHN = balanced_slots(sort_by_hash(q_hash_RNH, q_keep_RN), N, g.n_clusters, g.q_cluster_size);
+  clusters.perm_k_RHM = balanced_slots(sort_by_hash(k_hash_RMH, k_keep_RM), M, g.n_clusters, g.k_cluster_size);
   return clusters;
 }
 

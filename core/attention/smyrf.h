@@ -5,9 +5,11 @@
 //   1. XBOX+ extensions of q and k (asymmetric_transform.h); e2lsh skips this.
 //   2. One Gaussian direction per hash, shared by queries and keys; continuous projection
 //      (projection_hash.h). Padded and dummy tokens get hash +inf so they sort last.
-//   3. Queries and keys argsorted separately (stable), cut into L equal chunks: C_q queries and
-//      C_k keys per chunk. N and M need not divide: queries/keys are padded with masked dummies to
-//      L*C_q / L*C_k. L = ceil(N / C_q); C_k defaults to ceil(M / L) (= C_q when M == N).
+//   3. Queries and keys argsorted separately (stable) and cut into L = ceil(N / q_cluster_size)
+//      clusters of consecutive ranks: cluster c holds sorted ranks [floor(cN/L), floor((c+1)N/L))
+//      of the queries and the same quantiles of the keys. When q_cluster_size divides N (and
+//      N/L = M/C_k) these are the paper's equal chunks of C_q queries and C_k keys; otherwise each
+//      cluster has ceil(N/L) query and ceil(M/L) key slots, the spare ones holding masked dummies.
 //   4. Chunk i of queries attends to chunk i of keys: masked scaled softmax with lse, dropout.
 //   5. Un-sort; merge the hashes by a softmax over their lse, i.e. a softmax over the multiset
 //      union of the keys each query saw (duplicates count, as in the paper's code).
@@ -17,7 +19,8 @@
 //
 // Shapes (legend in attention_method.h; R = B*H, L clusters, Cq/Ck cluster sizes, # hashes):
 //   perm_q_RHN [R, #, L*Cq]  sorted position -> token;  q_sorted [R*#, L, Cq, D]; logits [R*#, L, Cq, Ck]
-// memory_fraction = # * L * Cq * Ck / (N * M)  (= # * Ck / M when C divides N).
+// memory_fraction = # * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
+// (= # * Ck / M when C divides N).
 // Tested by tests/test_attention.cpp: single cluster == dense, brute-force multiset construction at
 // N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients.
 #pragma once
@@ -33,7 +36,7 @@ class JsonReader;
 struct SmyrfOptions {
   int64_t n_hashes = 2;
   int64_t q_cluster_size = 32;
-  std::optional<int64_t> k_cluster_size;  // default ceil(M / L)
+  std::optional<int64_t> k_cluster_size;  // checked: must give the same L as q_cluster_size
   double dropout = 0.0;
   std::string mask_order = "correct";     // correct | as_released
   bool asymmetric_transform = true;       // false: the e2lsh ablation
@@ -41,7 +44,8 @@ struct SmyrfOptions {
 };
 
 struct ClusterGeometry {
-  int64_t n_clusters, q_cluster_size, k_cluster_size;
+  int64_t n_clusters;
+  int64_t q_cluster_size, k_cluster_size;  // slots per cluster: ceil(N / L), ceil(M / L)
   int64_t padded_queries, padded_keys;  // L * Cq, L * Ck
 };
 

@@ -23,15 +23,6 @@ std::string in_source(const std::string& source) {
   return source.empty() ? std::string() : fmt::format(" in '{}'", source);
 }
 
-const char* kind_name(const nlohmann::json& v) {
-  if (v.is_object()) return "an object";
-  if (v.is_array()) return "an array";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  return "a number";
-}
-
 // An integer-valued JSON number as int64; 2.0 counts, 2.5 and out-of-range values do not.
 std::optional<std::int64_t> as_integer(const nlohmann::json& v) {
   if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<std::int64_t>();
@@ -53,6 +44,15 @@ std::optional<std::int64_t> as_integer(const nlohmann::json& v) {
 
 }  // namespace
 
+const char* json_kind_name(const nlohmann::json& v) {
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "an array";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_null()) return "null";
+  return "a number";
+}
+
 std::string json_excerpt(const nlohmann::json& value, std::size_t max_chars) {
   std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > max_chars) text = text.substr(0, max_chars) + "...";
@@ -63,7 +63,7 @@ JsonReader::JsonReader(const nlohmann::json& obj, std::string path, std::string 
     : obj_(obj.is_null() ? nlohmann::json::object() : obj), path_(std::move(path)), source_(std::move(source)) {
   if (!obj_.is_object()) {
     throw ConfigError(fmt::format("{}'{}' must be a JSON object, got {}: {}", prefix(source_),
-                                  path_.empty() ? "<top level>" : path_, kind_name(obj_), json_excerpt(obj_)));
+                                  path_.empty() ? "<top level>" : path_, json_kind_name(obj_), json_excerpt(obj_)));
   }
 }
 

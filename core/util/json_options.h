@@ -27,6 +27,9 @@ namespace smyrf {
 // A one-line excerpt of a JSON value for messages: its dump, cut to about max_chars.
 std::string json_excerpt(const nlohmann::json& value, std::size_t max_chars = 60);
 
+// "an object", "an array", "a string", "a boolean", "null" or "a number", for messages.
+const char* json_kind_name(const nlohmann::json& value);
+
 class JsonReader {
  public:
   // obj: this component's JSON object (null reads as empty); path: its dotted JSON path for
