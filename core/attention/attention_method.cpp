@@ -21,7 +21,7 @@ void check_finite_where_kept(const at::Tensor& x, const std::optional<at::Tensor
   // One reduction decides the common case: a NaN or Inf anywhere makes the sum non-finite (a
   // finite overflow only costs the full check below).
   const at::Tensor x_kept = keep_BL ? at::where(keep_BL->view({x.size(0), 1, x.size(2), 1}), x, 0.0) : x;
-  if (std::isfinite(x_kept.sum(at::kDouble).item<double>())) return;
+  if (std::isfinite(x_kept.sum().item<double>())) return;
   at::Tensor finite = at::isfinite(x);  // [B, H, L, X]
   if (keep_BL) finite = at::logical_or(finite, keep_BL->logical_not().view({x.size(0), 1, x.size(2), 1}));
   if (finite.all().item<bool>()) return;

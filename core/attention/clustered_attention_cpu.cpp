@@ -2,7 +2,8 @@
 //
 // Work is split over (row, cluster) pairs of one hash at a time: within a hash every token lies in
 // exactly one cluster, so each output row is written by one thread and needs no lock. The hot loop
-// is compiled twice (x86-64-v3 with AVX2/FMA, and the baseline) and picked at load time.
+// is compiled three times (x86-64-v4 with AVX-512, x86-64-v3 with AVX2/FMA, and the baseline) and
+// the loader picks the best the CPU supports.
 #include "core/attention/clustered_attention_cpu.h"
 
 #include <ATen/ATen.h>
@@ -17,7 +18,7 @@
 #include "core/util/tensor_checks.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SMYRF_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SMYRF_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SMYRF_TARGET_CLONES
 #endif
