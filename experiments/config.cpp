@@ -150,6 +150,15 @@ void check_version(std::int64_t version, const std::string& source) {
 
 // Types of the top-level keys one file sets, and no unknown keys. Required keys are checked
 // after extends, since a base may supply them.
+void check_seed_and_threads(JsonReader& r, const std::string& source) {
+  std::int64_t seed = 0, threads = 0;
+  r.get("seed", seed).get("threads", threads);
+  if (threads < 0) {
+    throw ConfigError(fmt::format("config '{}': 'threads' must be >= 0 (0 uses every core), got {}", source,
+                                  threads));
+  }
+}
+
 void check_file_top_level(const ojson& file_json, const std::string& source) {
   if (!file_json.is_object()) {
     throw ConfigError(fmt::format("config '{}': the top level must be a JSON object {{...}}, got {}", source,
@@ -163,12 +172,7 @@ void check_file_top_level(const ojson& file_json, const std::string& source) {
   check_version(version, source);
   std::string text;
   r.get("name", text).get("pipeline", text).get("description", text).get("extends", text);
-  std::int64_t seed = 0, threads = 0;
-  r.get("seed", seed).get("threads", threads);
-  if (threads < 0) {
-    throw ConfigError(fmt::format("config '{}': 'threads' must be >= 0 (0 uses every core), got {}", source,
-                                  threads));
-  }
+  check_seed_and_threads(r, source);
   r.get_choice("device", text, kDevices);
   for (const std::string& key : kSectionKeys) {
     JsonReader section = r.child(key.c_str());  // inner keys belong to the pipeline
@@ -192,12 +196,7 @@ void check_resolved(const nlohmann::json& config, const std::string& source) {
   check_version(version, source);
   std::string text;
   r.require("name", text).require("pipeline", text).get("description", text);
-  std::int64_t seed = 0, threads = 0;
-  r.get("seed", seed).get("threads", threads);
-  if (threads < 0) {
-    throw ConfigError(fmt::format("config '{}': 'threads' must be >= 0 (0 uses every core), got {}", source,
-                                  threads));
-  }
+  check_seed_and_threads(r, source);
   r.get_choice("device", text, kDevices);
   for (const std::string& key : kSectionKeys) {
     JsonReader section = r.child(key.c_str());

@@ -100,17 +100,21 @@ void remove_stale_temps(const std::string& path) {
   }
 }
 
-nlohmann::json parse_json_attr(const H5File& file, const std::string& obj_path, const std::string& name,
-                               const nlohmann::json& fallback) {
-  auto text = file.attr_string(obj_path, name);
-  if (!text) return fallback;
+nlohmann::json parse_json_text(const std::string& text, const std::string& name, const std::string& obj_path,
+                               const std::string& file_path) {
   try {
-    return nlohmann::json::parse(*text);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw IoError(fmt::format("attribute '{}' of '/{}' in results file '{}' is not valid JSON ({}); the file is "
                               "damaged: delete it and re-run",
-                              name, obj_path, file.path(), e.what()));
+                              name, obj_path, file_path, e.what()));
   }
+}
+
+nlohmann::json parse_json_attr(const H5File& file, const std::string& obj_path, const std::string& name,
+                               const nlohmann::json& fallback) {
+  auto text = file.attr_string(obj_path, name);
+  return text ? parse_json_text(*text, name, obj_path, file.path()) : fallback;
 }
 
 // ---------------------------------------------------------------- reading runs
@@ -134,14 +138,7 @@ class AttrMap {
   }
   nlohmann::json json(const char* name, const nlohmann::json& fallback) const {
     auto text = string(name);
-    if (!text) return fallback;
-    try {
-      return nlohmann::json::parse(*text);
-    } catch (const nlohmann::json::exception& e) {
-      throw IoError(fmt::format("attribute '{}' of '/{}' in results file '{}' is not valid JSON ({}); the file is "
-                                "damaged: delete it and re-run",
-                                name, obj_path_, file_.path(), e.what()));
-    }
+    return text ? parse_json_text(*text, name, obj_path_, file_.path()) : fallback;
   }
 
  private:
