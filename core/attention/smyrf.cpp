@@ -89,7 +89,6 @@ struct ClusterTensors {
   ClusterGeometry geometry;
   at::Tensor q_flat, k_flat, v_flat;  // [R*Np, D], [R*Mp, D], [R*Mp, E] (dummies zero)
   at::Tensor k_keep_flat;             // [R*Mp] bool
-  bool any_key_masked = false;        // padding or dummy keys present
   at::Tensor perm_q_RHN, perm_k_RHM, inverse_RHN;
 };
 
@@ -248,34 +247,34 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
   const ClusterGeometry& g = clusters.geometry;
   const int64_t Np = g.padded_queries, Mp = g.padded_keys;
   const bool as_released = options_.mask_order == "as_released";
-  ClusterTensors t;
-  t.geometry = g;
-  t.q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
-  t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
-  t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
-  t.k_keep_flat = row_keep(in.key_keep_BM, B, H, M, Mp, as_released, in.q_BHND.options()).reshape({-1});
-  t.any_key_masked = in.key_keep_BM.has_value() || Mp > M;
-  t.perm_q_RHN = clusters.perm_q_RHN;
-  t.perm_k_RHM = clusters.perm_k_RHM;
-  {
-    at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
-    t.inverse_RHN = at::empty_like(t.perm_q_RHN)
-                        .scatter_(-1, t.perm_q_RHN, at::arange(Np, t.perm_q_RHN.options()).expand_as(t.perm_q_RHN));
-  }
+  const at::Tensor k_keep_flat = row_keep(in.key_keep_BM, B, H, M, Mp, as_released, in.q_BHND.options()).reshape({-1});
   const bool needs_grad = at::GradMode::is_enabled() &&
                           (in.q_BHND.requires_grad() || in.k_BHMD.requires_grad() || in.v_BHME.requires_grad());
   at::Tensor out_RNE, lse_RN;
   if (needs_grad || (options_.dropout > 0 && in.training) || !in.q_BHND.device().is_cpu()) {
+    ClusterTensors t;
+    t.geometry = g;
+    t.q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
+    t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
+    t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
+    t.k_keep_flat = k_keep_flat;
+    t.perm_q_RHN = clusters.perm_q_RHN;
+    t.perm_k_RHM = clusters.perm_k_RHM;
+    {
+      at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
+      t.inverse_RHN = at::empty_like(t.perm_q_RHN)
+                          .scatter_(-1, t.perm_q_RHN, at::arange(Np, t.perm_q_RHN.options()).expand_as(t.perm_q_RHN));
+    }
     std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, generator);
   } else {
     // inference on the CPU: the fused kernel reads q/k/v in place and writes token order directly
     at::NoGradGuard no_grad;
     out_RNE = at::empty({R, N, E}, in.q_BHND.options());
     lse_RN = at::empty({R, N}, in.q_BHND.options());
-    const at::Tensor keep = in.key_keep_BM ? t.k_keep_flat.view({R, Mp}).narrow(1, 0, M).contiguous() : at::Tensor();
+    const at::Tensor keep = in.key_keep_BM ? k_keep_flat.view({R, Mp}).narrow(1, 0, M).contiguous() : at::Tensor();
     clustered_attention_forward_cpu(in.q_BHND.reshape({R, N, D}).contiguous(), in.k_BHMD.reshape({R, M, D}).contiguous(),
-                                    in.v_BHME.reshape({R, M, E}).contiguous(), keep, t.perm_q_RHN.contiguous(),
-                                    t.perm_k_RHM.contiguous(), g.q_cluster_size, g.k_cluster_size, in.scale, out_RNE,
+                                    in.v_BHME.reshape({R, M, E}).contiguous(), keep, clusters.perm_q_RHN.contiguous(),
+                                    clusters.perm_k_RHM.contiguous(), g.q_cluster_size, g.k_cluster_size, in.scale, out_RNE,
                                     lse_RN);
   }
   AttentionOutput result;
