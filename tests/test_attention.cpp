@@ -221,8 +221,11 @@ TEST(Smyrf, QueryAndKeyClustersCoverTheSameQuantilesWhenSizesDoNotDivide) {
   EXPECT_EQ(c.geometry.n_clusters, 4);
   EXPECT_EQ(c.geometry.k_cluster_size, 3);
   for (int64_t cluster = 0; cluster < 4; ++cluster) {
+    // key cluster c holds key ranks [floor(9c/4), floor(9(c+1)/4)): 2, 2, 2, 3 real keys
     const int64_t real = (c.perm_k_RHM[0][0].narrow(0, cluster * 3, 3) < 9).sum().item<int64_t>();
-    EXPECT_GE(real, 2) << "key cluster " << cluster;
+    EXPECT_EQ(real, (cluster + 1) * 9 / 4 - cluster * 9 / 4) << "key cluster " << cluster;
+    // and query cluster c all 32 of its query ranks
+    EXPECT_EQ((c.perm_q_RHN[0][0].narrow(0, cluster * 32, 32) < 128).sum().item<int64_t>(), 32);
   }
   const auto out = run(*method, in, 4);
   EXPECT_TRUE(at::isfinite(*out.lse_BHN).all().item<bool>()) << "a query was left with no key";

@@ -1,5 +1,6 @@
-// core/cuda kernels against their CPU twins (odd sizes, float32 and float64). Skips, saying why,
-// when the build has no CUDA kernels or the machine has no GPU; runs where a GPU is lent.
+// core/cuda kernels against their CPU twins (odd sizes, float32 and float64). The comparison skips,
+// saying why, when the build has no CUDA kernels or the machine has no GPU, and runs where a GPU is
+// lent; the entry point's refusals are checked in every build.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
@@ -26,9 +27,18 @@ TEST(Cuda, ProjectionHashMatchesCpuTwin) {
   }
 }
 
-TEST(Cuda, WithoutKernelsTheCudaEntryPointSaysWhy) {
-  if (cuda_kernels_built()) GTEST_SKIP() << "kernels are built; the error path does not apply";
-  EXPECT_THROW(projection_hash_cuda(at::zeros({1, 2, 3}), at::Tensor(), at::zeros({1, 3}), 0), std::exception);
+TEST(Cuda, EntryPointRefusesWhatItCannotRunWithAReason) {
+  // Runs in every build: without kernels the CUDA entry point says how to get them; with kernels
+  // it refuses CPU tensors by name instead of launching on host memory.
+  const std::string expected = cuda_kernels_built() ? "x_RLD must be a CUDA tensor" : "this build has no CUDA kernels";
+  try {
+    projection_hash_cuda(at::zeros({1, 2, 3}), at::Tensor(), at::zeros({1, 3}), 0);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find(expected), std::string::npos) << e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
