@@ -38,6 +38,7 @@ MetricKind classify(const std::string& name, const std::string& unit) {
   if (unit == "%" || unit == "percent") return MetricKind::kPercent;
   if (unit == "bytes" || unit == "byte" || unit == "B" || ends_with(name, "_bytes")) return MetricKind::kBytes;
   if (unit == "ms" || ends_with(name, "_ms")) return MetricKind::kMilliseconds;
+  if (unit == "1/s" || ends_with(name, "_per_s")) return MetricKind::kOther;  // a rate: "_s" below is a duration
   if (unit == "s" || unit == "seconds" || ends_with(name, "_s")) return MetricKind::kSeconds;
   if (contains(name, "error") || ends_with(name, "_err")) return MetricKind::kError;
   if (contains(name, "cosine") || contains(name, "corr")) return MetricKind::kSimilarity;

@@ -30,6 +30,8 @@ using test::make_generator;
 using test::naive_attention_f64;
 using test::nan_padded;
 using test::random_inputs;
+using test::run;
+using test::check_gradients_by_finite_differences;
 
 std::unique_ptr<SmyrfAttention> make_smyrf(int64_t n_hashes, int64_t q_cluster, std::optional<int64_t> k_cluster = {},
                                            bool asymmetric = true, std::string mask_order = "correct") {
@@ -40,11 +42,6 @@ std::unique_ptr<SmyrfAttention> make_smyrf(int64_t n_hashes, int64_t q_cluster, 
   o.asymmetric_transform = asymmetric;
   o.mask_order = std::move(mask_order);
   return std::make_unique<SmyrfAttention>(o);
-}
-
-AttentionOutput run(const AttentionMethod& method, const AttentionInputs& in, uint64_t seed) {
-  auto gen = make_generator(seed);
-  return method.forward(in, gen);
 }
 
 // ---- dense -------------------------------------------------------------------------------------
@@ -369,37 +366,6 @@ TEST(Kernel, FastExpIsAccurateOverTheFloatRange) {
 }
 
 // ---- gradients -----------------------------------------------------------------------------------
-
-void check_gradients_by_finite_differences(const AttentionMethod& method, bool padded) {
-  AttentionInputs in = random_inputs(1, 2, 24, 24, 4, 3, at::kDouble, 11);
-  if (padded) in.key_keep_BM = keep_mask({19}, 24);
-  const at::Tensor weight = at::randn({1, 2, 24, 3}, make_generator(12), at::kDouble);
-  auto loss_of = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-    AttentionInputs x = in;
-    x.q_BHND = q;
-    x.k_BHMD = k;
-    x.v_BHME = v;
-    return (run(method, x, 13).out_BHNE * weight).sum();  // same seed: same clusters every call
-  };
-  std::vector<at::Tensor> params = {in.q_BHND.clone().requires_grad_(), in.k_BHMD.clone().requires_grad_(),
-                                    in.v_BHME.clone().requires_grad_()};
-  loss_of(params[0], params[1], params[2]).backward();
-  const double eps = 1e-6;
-  for (size_t p = 0; p < params.size(); ++p) {
-    const at::Tensor analytic = params[p].grad();
-    at::Tensor numeric = at::zeros_like(analytic);
-    at::NoGradGuard no_grad;
-    for (int64_t idx = 0; idx < numeric.numel(); ++idx) {
-      std::vector<at::Tensor> plus = {params[0].detach().clone(), params[1].detach().clone(),
-                                      params[2].detach().clone()};
-      std::vector<at::Tensor> minus = {plus[0].clone(), plus[1].clone(), plus[2].clone()};
-      plus[p].view({-1})[idx] += eps;
-      minus[p].view({-1})[idx] -= eps;
-      numeric.view({-1})[idx] = (loss_of(plus[0], plus[1], plus[2]) - loss_of(minus[0], minus[1], minus[2])) / (2 * eps);
-    }
-    EXPECT_CLOSE(analytic, numeric, 1e-7, 1e-6) << method.name() << " gradient of input " << p;
-  }
-}
 
 TEST(Gradients, DenseMatchesFiniteDifferences) { check_gradients_by_finite_differences(DenseAttention(), true); }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "core/util/hdf5_file.h"
@@ -265,6 +266,129 @@ TEST(Cli, NonFiniteInputIsAFailedRunNamingTheTensor) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].status, "failed");
   EXPECT_NE(runs[0].error.find("q_BHND"), std::string::npos);
+}
+
+// ---- speed pipeline ----------------------------------------------------------------------------
+
+std::string speed_smoke_config() { return std::string(SMYRF_SOURCE_DIR) + "/configs/smoke/speed_tiny.json"; }
+
+TEST(Cli, SpeedSmokeSweepWritesTimesAndMemoryOfEveryRun) {
+  const fs::path dir = fresh_dir("speed_smoke");
+  const std::string out = (dir / "speed.h5").string();
+  const CliResult r = run_cli("run --no-progress " + speed_smoke_config() + " --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto runs = ResultsStore::open_existing(out).read_runs();
+  ASSERT_EQ(runs.size(), 4u);
+  std::set<std::pair<std::string, int64_t>> seen;
+  for (const auto& run : runs) {
+    ASSERT_EQ(run.status, "complete") << run.info.run_id << ": " << run.error;
+    const int64_t n = run.info.resolved_config.at("data").at("n_queries").get<int64_t>();
+    seen.insert({run.info.method, n});
+    for (const char* name : {"forward_time_s", "forward_backward_time_s", "tokens_per_s", "memory_fraction",
+                             "score_entries", "analytic_bytes", "threads"}) {
+      ASSERT_TRUE(run.result.metrics.count(name)) << run.info.run_id << " lacks " << name;
+      const double v = metric(run, name);
+      EXPECT_TRUE(std::isfinite(v) && v > 0) << run.info.run_id << ": " << name << " = " << v;
+    }
+    // RSS growth is 0 when a call reuses pages the allocator already holds, never negative or NaN
+    for (const char* name : {"forward_peak_rss_delta_bytes", "forward_backward_peak_rss_delta_bytes"}) {
+      ASSERT_TRUE(run.result.metrics.count(name)) << run.info.run_id << " lacks " << name;
+      const double v = metric(run, name);
+      EXPECT_TRUE(std::isfinite(v) && v >= 0) << run.info.run_id << ": " << name << " = " << v;
+    }
+    EXPECT_EQ(run.result.metrics.at("forward_time_s").unit, "s");
+    EXPECT_TRUE(run.result.metrics.at("tokens_per_s").higher_is_better);
+    EXPECT_FALSE(run.result.metrics.at("forward_backward_time_s").higher_is_better);
+    EXPECT_NEAR(metric(run, "tokens_per_s") * metric(run, "forward_time_s"), static_cast<double>(n), 1e-6 * n);
+    EXPECT_EQ(metric(run, "threads"), 1.0);  // the config pins one thread
+    const double heads = 2;
+    if (run.info.method == "dense") {
+      EXPECT_EQ(metric(run, "score_entries"), heads * n * n) << run.info.run_id;
+      EXPECT_EQ(metric(run, "memory_fraction"), 1.0) << run.info.run_id;
+    } else {
+      // 2 hashes of n/32 clusters of 32 x 32 scores
+      EXPECT_EQ(metric(run, "score_entries"), heads * 2 * n * 32) << run.info.run_id;
+      EXPECT_NEAR(metric(run, "memory_fraction"), 64.0 / n, 1e-12) << run.info.run_id;
+    }
+  }
+  const std::set<std::pair<std::string, int64_t>> expected = {
+      {"dense", 128}, {"dense", 256}, {"smyrf", 128}, {"smyrf", 256}};
+  EXPECT_EQ(seen, expected);
+  // without backward the forward+backward metrics are NaN ("undefined"), not missing
+  const std::string no_backward = write_file(dir / "no_backward.json", fmt::format(R"({{
+    "version": 1, "name": "speed_fwd", "pipeline": "speed", "threads": 1,
+    "data": {{"heads": 1, "n_queries": 64, "head_dim": 8, "causal": true, "dtype": "float64"}},
+    "attention": {{"method": "dense"}}, "eval": {{"warmup": 0, "repeats": 1, "backward": false}},
+    "output": {{"path": "{}"}}}})", (dir / "fwd.h5").string()));
+  const CliResult fwd = run_cli("run --no-progress " + no_backward);
+  ASSERT_EQ(fwd.exit_code, 0) << fwd.output;
+  const auto fwd_runs = ResultsStore::open_existing((dir / "fwd.h5").string()).read_runs();
+  ASSERT_EQ(fwd_runs.size(), 1u);
+  EXPECT_GT(metric(fwd_runs[0], "forward_time_s"), 0.0);
+  EXPECT_TRUE(std::isnan(metric(fwd_runs[0], "forward_backward_time_s")));
+  EXPECT_TRUE(std::isnan(metric(fwd_runs[0], "forward_backward_peak_rss_delta_bytes")));
+}
+
+TEST(Cli, SpeedBadInputNamesTheKey) {
+  const fs::path dir = fresh_dir("speed_bad");
+  const std::string head = R"("version": 1, "name": "speed_bad", "pipeline": "speed", "attention": {"method": "dense"},)";
+  const std::string data = R"("data": {"n_queries": 64, "head_dim": 8},)";
+  const std::string out = R"("output": {"path": ")" + (dir / "o.h5").string() + R"("})";
+  const std::vector<BadCase> cases = {
+      {"unknown_eval_key", "{" + head + data + R"("eval": {"repeat": 2},)" + out + "}",
+       "unknown key 'eval.repeat'", 2},
+      {"unknown_eval_key_suggests", "{" + head + data + R"("eval": {"backwards": false},)" + out + "}",
+       "did you mean 'backward'", 2},
+      {"unknown_data_key", "{" + head + R"("data": {"n_queries": 64, "n_keys": 32},)" + out + "}",
+       "unknown key 'data.n_keys'", 2},
+      {"missing_n_queries", "{" + head + R"("data": {"heads": 2},)" + out + "}",
+       "missing required key 'data.n_queries'", 2},
+      {"zero_heads", "{" + head + R"("data": {"n_queries": 64, "heads": 0},)" + out + "}",
+       "'data.heads' must be >= 1, got 0", 2},
+      {"zero_repeats", "{" + head + data + R"("eval": {"repeats": 0},)" + out + "}", "'eval.repeats' >= 1", 2},
+      {"wrong_type", "{" + head + data + R"("eval": {"backward": "yes"},)" + out + "}", "'eval.backward'", 2},
+      {"model_section", "{" + head + data + R"("model": {"name": "bert"},)" + out + "}",
+       "the speed pipeline has no 'model' section", 2},
+      {"cluster_too_big",
+       R"({"version": 1, "name": "speed_bad", "pipeline": "speed",
+          "attention": {"method": "smyrf", "q_cluster_size": 128},)" + data + out + "}",
+       "q_cluster_size 128 is larger than the 64 queries", 2},
+  };
+  for (const auto& c : cases) {
+    const std::string path = write_file(dir / (c.name + ".json"), c.config_text);
+    const CliResult r = run_cli("run --no-progress " + path);
+    EXPECT_EQ(r.exit_code, c.expected_code) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(c.expected_message), std::string::npos) << c.name << ": " << r.output;
+    EXPECT_FALSE(fs::exists(dir / "o.h5")) << c.name << ": a bad config must fail before any run";
+  }
+}
+
+TEST(Cli, SpeedRunTooLargeForMemoryFailsWithAMessageAndTheSweepGoesOn) {
+  const fs::path dir = fresh_dir("speed_oom");
+  const std::string out = (dir / "oom.h5").string();
+  // dense at N = 2^22 would need 2^49 bytes of scores: the guard refuses it before allocating
+  const std::string config = write_file(dir / "oom.json", R"({
+    "version": 1, "name": "speed_oom", "pipeline": "speed", "threads": 1,
+    "data": {"heads": 8, "n_queries": 64, "head_dim": 8},
+    "attention": {"method": "dense"}, "eval": {"warmup": 0, "repeats": 1},
+    "sweep": {"data.n_queries": [4194304, 64]},
+    "output": {"path": "unused.h5"}})");
+  const CliResult r = run_cli("run --no-progress " + config + " --output " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("2 runs: 1 completed, 0 already complete, 1 failed"), std::string::npos) << r.output;
+  const auto runs = ResultsStore::open_existing(out).read_runs();
+  ASSERT_EQ(runs.size(), 2u);
+  for (const auto& run : runs) {
+    const int64_t n = run.info.resolved_config.at("data").at("n_queries").get<int64_t>();
+    if (n == 64) {
+      EXPECT_EQ(run.status, "complete") << run.error;
+      EXPECT_GT(metric(run, "forward_time_s"), 0.0);
+      continue;
+    }
+    EXPECT_EQ(run.status, "failed");
+    for (const char* part : {"dense at N=4194304", "GiB for forward", "GiB are available", "lower data.n_queries"})
+      EXPECT_NE(run.error.find(part), std::string::npos) << part << " not in: " << run.error;
+  }
 }
 
 }  // namespace

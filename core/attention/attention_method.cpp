@@ -43,7 +43,7 @@ at::Tensor zero_padded(const at::Tensor& x, const std::optional<at::Tensor>& kee
 
 AttentionShape shape_of(const AttentionInputs& in) {
   return {in.q_BHND.size(0), in.q_BHND.size(1), in.q_BHND.size(2), in.k_BHMD.size(2),
-          in.q_BHND.size(3), in.v_BHME.size(3), static_cast<int64_t>(in.q_BHND.element_size())};
+          in.q_BHND.size(3), in.v_BHME.size(3), static_cast<int64_t>(in.q_BHND.element_size()), in.causal};
 }
 
 double resolved_scale(const AttentionInputs& in) {
@@ -150,6 +150,30 @@ at::Tensor softmax_in_place_with_lse(at::Tensor& logits, const std::optional<at:
     lse.masked_fill_(row_empty, neg_inf);
   }
   return lse.squeeze(-1);
+}
+
+PartialAttention attend_with_lse(at::Tensor logits, const at::Tensor& keep, const at::Tensor& v) {
+  if (at::GradMode::is_enabled() && (logits.requires_grad() || v.requires_grad())) {
+    const MaskedSoftmax softmax = masked_softmax_with_lse(logits, keep);
+    return {at::matmul(softmax.probs, v), softmax.lse};
+  }
+  at::Tensor lse = softmax_in_place_with_lse(logits, keep.expand_as(logits));
+  return {at::matmul(logits, v), lse};
+}
+
+PartialAttention merge_partial_attention(const PartialAttention& a, const PartialAttention& b) {
+  const at::Tensor top = at::maximum(a.lse, b.lse);
+  const at::Tensor top_finite = at::where(at::isfinite(top), top, at::zeros({}, top.options())).detach();
+  const at::Tensor wa = at::exp(a.lse - top_finite), wb = at::exp(b.lse - top_finite);  // exp(-inf) = 0
+  const at::Tensor total = wa + wb;
+  const at::Tensor empty = total.eq(0);
+  // the largest weight is exp(0) = 1 on every non-empty row, so total >= 1 there
+  const at::Tensor safe_total = at::where(empty, at::ones({}, total.options()), total);
+  PartialAttention merged;
+  merged.out = (wa.unsqueeze(-1) * a.out + wb.unsqueeze(-1) * b.out) / safe_total.unsqueeze(-1);
+  merged.lse = at::where(empty, at::full({}, -std::numeric_limits<double>::infinity(), total.options()),
+                         top_finite + at::log(safe_total));
+  return merged;
 }
 
 at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator) {

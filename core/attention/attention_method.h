@@ -17,6 +17,7 @@
 
 #include "core/memory/analytic_cost.h"
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ struct AttentionOutput {
   at::Tensor out_BHNE;
   std::optional<at::Tensor> lse_BHN;
   AttentionCost cost;
+  // The random draws a method made (projections, sketches), by name with a shape suffix, so that
+  // independent implementations can check it on the same draws (`smyrf attend` writes them).
+  std::map<std::string, at::Tensor> aux;
 };
 
 // What a method is asked to do, without the data: lets configs be validated before any tensor exists.
@@ -69,6 +73,11 @@ class AttentionMethod {
   // Validates inputs loudly (shapes, dtypes, finiteness of unpadded entries, capabilities) and
   // computes attention.
   AttentionOutput forward(const AttentionInputs& inputs, at::Generator& generator) const;
+  // The exact function this method approximates when that is not softmax attention (polysketch:
+  // polynomial attention), or nullptr. The fidelity pipeline reports the error against it too.
+  virtual std::unique_ptr<AttentionMethod> approximation_target() const { return nullptr; }
+  // Whether rel_fro_error should be measured against approximation_target() instead of dense.
+  virtual bool reports_against_target() const { return false; }
 
  protected:
   // Called with validated inputs whose padded positions are zeroed and whose scale is resolved.
@@ -89,6 +98,20 @@ MaskedSoftmax masked_softmax_with_lse(const at::Tensor& logits, const at::Tensor
 // Inference only (no autograd through it): turns `logits` into probabilities in place, so a
 // method's peak holds one score buffer; returns the lse. Same conventions for empty rows.
 at::Tensor softmax_in_place_with_lse(at::Tensor& logits, const std::optional<at::Tensor>& keep);
+
+// softmax(logits, keep) @ v with the lse: through masked_softmax_with_lse when autograd needs it,
+// else in place (one score buffer). logits [..., N, K] (consumed), keep broadcasts to it, v [..., K, E].
+struct PartialAttention;
+PartialAttention attend_with_lse(at::Tensor logits, const at::Tensor& keep, const at::Tensor& v);
+
+// Attention over two key sets, each as (out, lse) of its own softmax, combined into attention over
+// their union by a stable log-add-exp (FlashAttention's tile merge). Rows where a part has no key
+// (lse -inf) take the other part; rows where neither has one get out 0, lse -inf.
+// out_*: [..., N, E], lse_*: [..., N]. Differentiable.
+struct PartialAttention {
+  at::Tensor out, lse;
+};
+PartialAttention merge_partial_attention(const PartialAttention& a, const PartialAttention& b);
 
 // Inverted dropout on probabilities with the method's generator (no-op when p == 0 or !training).
 at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator);

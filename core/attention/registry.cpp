@@ -4,7 +4,15 @@
 #include <functional>
 
 #include "core/attention/dense.h"
+#include "core/attention/hyper.h"
+#include "core/attention/local.h"
+#include "core/attention/nystrom.h"
+#include "core/attention/performer.h"
+#include "core/attention/polysketch.h"
+#include "core/attention/reformer.h"
+#include "core/attention/sdpa.h"
 #include "core/attention/smyrf.h"
+#include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
 
@@ -27,6 +35,22 @@ const std::vector<RegistryEntry>& registry() {
        [](JsonReader& r) { return std::make_unique<SmyrfAttention>(SmyrfOptions::from_json(r, true)); }},
       {"e2lsh", "ablation: SMYRF clustering without the asymmetric transform",
        [](JsonReader& r) { return std::make_unique<SmyrfAttention>(SmyrfOptions::from_json(r, false)); }},
+      {"sdpa", "LibTorch's scaled_dot_product_attention (exact; the library baseline)",
+       [](JsonReader&) { return std::make_unique<SdpaAttention>(); }},
+      {"hyper", "HyperAttention: sign-LSH blocks plus uniformly sampled keys, causal by recursion",
+       [](JsonReader& r) { return std::make_unique<HyperAttention>(HyperOptions::from_json(r)); }},
+      {"polysketch", "PolySketchFormer: sketched degree-4 polynomial attention, causal by blocks",
+       [](JsonReader& r) { return std::make_unique<PolysketchAttention>(PolysketchOptions::from_json(r)); }},
+      {"polynomial", "exact polynomial attention (what polysketch approximates)",
+       [](JsonReader& r) { return std::make_unique<PolynomialAttention>(PolynomialOptions::from_json(r)); }},
+      {"reformer", "Reformer: angular-LSH buckets, chunks attend to themselves and the previous chunk",
+       [](JsonReader& r) { return std::make_unique<ReformerAttention>(ReformerOptions::from_json(r)); }},
+      {"performer", "Performer FAVOR+: positive orthogonal random features",
+       [](JsonReader& r) { return std::make_unique<PerformerAttention>(PerformerOptions::from_json(r)); }},
+      {"nystrom", "Nystromformer: segment-mean landmarks and an iterative pseudo-inverse",
+       [](JsonReader& r) { return std::make_unique<NystromAttention>(NystromOptions::from_json(r)); }},
+      {"local", "local attention: sliding window or blocks",
+       [](JsonReader& r) { return std::make_unique<LocalAttention>(LocalOptions::from_json(r)); }},
   };
   return kRegistry;
 }

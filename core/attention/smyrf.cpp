@@ -2,6 +2,9 @@
 #include "core/attention/smyrf.h"
 
 #include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "core/util/check.h"
 #include <ATen/core/grad_mode.h>
 
 #include <limits>
@@ -10,78 +13,13 @@
 
 #include "core/attention/clustered_attention_cpu.h"
 #include "core/lsh/asymmetric_transform.h"
+#include "core/lsh/balanced_clusters.h"
 #include "core/lsh/projection_hash.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
 
 namespace smyrf {
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Per-row keep mask [R, L] (true = real token) with the dummy tail [L, L_padded) false.
-at::Tensor row_keep(const std::optional<at::Tensor>& keep_BL, int64_t B, int64_t H, int64_t L,
-                    int64_t L_padded, bool as_released, const at::TensorOptions& device) {
-  at::Tensor keep_RL;
-  if (keep_BL) {
-    if (as_released) {
-      // The released code expands the [B, L] mask with repeat(), tiling batches across the
-      // batch-major rows: row r = b*H + h gets the mask of batch r % B.
-      const at::Tensor batch_of_row = at::arange(B * H, device.dtype(at::kLong)).remainder(B);
-      keep_RL = keep_BL->index_select(0, batch_of_row);
-    } else {
-      keep_RL = keep_BL->unsqueeze(1).expand({B, H, L}).reshape({B * H, L});
-    }
-  } else {
-    keep_RL = at::ones({B * H, L}, device.dtype(at::kBool));
-  }
-  if (L_padded > L) keep_RL = at::constant_pad_nd(keep_RL, {0, L_padded - L}, 0);
-  return keep_RL;
-}
-
-at::Tensor pad_tokens(const at::Tensor& x_RLD, int64_t L_padded) {
-  const int64_t L = x_RLD.size(1);
-  return L_padded > L ? at::constant_pad_nd(x_RLD, {0, 0, 0, L_padded - L}, 0) : x_RLD;
-}
-
-// Stable argsort of hash values with unkept tokens forced last: [R, L, #] -> [R, #, L].
-at::Tensor sort_by_hash(const at::Tensor& hash_RLH, const at::Tensor& keep_RL) {
-  const at::Tensor masked = hash_RLH.masked_fill(keep_RL.logical_not().unsqueeze(-1),
-                                                 std::numeric_limits<double>::infinity());
-  // std::optional spelled out: a plain `true` would pick the sort(dim, descending) overload
-  return std::get<1>(at::sort(masked.transpose(1, 2), /*stable=*/std::optional<bool>(true), /*dim=*/-1,
-                              /*descending=*/false));
-}
-
-// Lays the sorted order out in cluster slots: cluster c takes sorted ranks
-// [floor(c*T/L), floor((c+1)*T/L)) of the T real-index tokens, and its remaining slots take dummies,
-// so that query cluster c and key cluster c cover the same quantiles of the projection for any N
-// and M (cutting the padded order into equal chunks would misalign them and could leave clusters
-// of dummies only). When C divides T this is the plain chunking of the paper.
-// sorted_RHP: [R, #, L*C] sorted positions -> token, the T real-index tokens first (dummies, whose
-// hash is +inf, sort after every real-index token because the sort is stable).
-at::Tensor balanced_slots(const at::Tensor& sorted_RHP, int64_t T, int64_t L, int64_t C) {
-  std::vector<int64_t> pattern(static_cast<size_t>(L * C));
-  int64_t next_dummy = T;
-  for (int64_t c = 0; c < L; ++c) {
-    const int64_t begin = c * T / L, count = (c + 1) * T / L - begin;
-    for (int64_t o = 0; o < C; ++o) pattern[static_cast<size_t>(c * C + o)] = o < count ? begin + o : next_dummy++;
-  }
-  const at::Tensor pattern_P = at::tensor(pattern, sorted_RHP.options());
-  return sorted_RHP.index_select(-1, pattern_P);
-}
-
-// Flat index into a [R*L, ...] token view (shared by all hashes) for each entry of perm_RHL.
-at::Tensor flat_token_index(const at::Tensor& perm_RHL, int64_t tokens_per_row) {
-  const int64_t R = perm_RHL.size(0);
-  return (perm_RHL + at::arange(R, perm_RHL.options()).mul(tokens_per_row).view({R, 1, 1})).reshape({-1});
-}
-
-// Flat index into a [R*#*L, ...] per-hash view for each entry of index_RHL.
-at::Tensor flat_hash_index(const at::Tensor& index_RHL) {
-  const int64_t RH = index_RHL.size(0) * index_RHL.size(1), L = index_RHL.size(2);
-  return (index_RHL.reshape({RH, L}) + at::arange(RH, index_RHL.options()).mul(L).view({RH, 1})).reshape({-1});
-}
 
 // Everything the attention step needs once the clusters are known. Flat views: token t of row r
 // is row r * L_padded + t.
@@ -262,8 +200,7 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
     t.perm_k_RHM = clusters.perm_k_RHM;
     {
       at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
-      t.inverse_RHN = at::empty_like(t.perm_q_RHN)
-                          .scatter_(-1, t.perm_q_RHN, at::arange(Np, t.perm_q_RHN.options()).expand_as(t.perm_q_RHN));
+      t.inverse_RHN = inverse_permutation(t.perm_q_RHN);
     }
     std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, generator);
   } else {

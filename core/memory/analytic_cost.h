@@ -14,6 +14,7 @@ namespace smyrf {
 struct AttentionShape {
   int64_t batch, heads, n_queries, n_keys, head_dim, value_dim;
   int64_t element_bytes;  // 4 for float32, 8 for float64
+  bool causal = false;    // methods whose work depends on the mask (hyper's recursion) read it
 };
 
 struct BufferBytes {

@@ -12,7 +12,9 @@
 //              different subset of equally weighted keys has relative error near 1).
 //              Optional per-batch key_lengths pad the tail of each batch row.
 //   captured   Q/K/V read from a captured-QKV HDF5 file (format in results/README.md).
-// Metrics: rel_fro_error, max_abs_error, mean_row_cosine vs dense float64; memory_fraction,
+// Metrics: rel_fro_error, max_abs_error, mean_row_cosine vs dense float64 (for a method that
+// approximates another function, e.g. polysketch: also rel_fro_error_vs_target and
+// rel_fro_error_vs_softmax, target_rel_fro_error_vs_softmax, and rel_fro_error follows its `target`); memory_fraction,
 // score_entries, analytic_bytes (analytic); wall_time_s (median of eval.repeats after eval.warmup),
 // peak_rss_delta_bytes (high-water mark reset right before the timed calls, minus the RSS then)
 // and peak_rss_bytes; tensors/rel_fro_error_BH per (batch, head).
@@ -26,6 +28,7 @@
 #include <filesystem>
 
 #include "core/attention/dense.h"
+#include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
 #include "core/memory/peak_memory.h"
 #include "core/util/check.h"
@@ -197,18 +200,26 @@ class AttentionFidelityPipeline : public Pipeline {
     reject_sections(config, ctx.source, {"model", "train"});
     const FidelityData d = FidelityData::from_json(config, ctx.source);
     FidelityEval::from_json(config, ctx.source);
-    const auto method = make_attention(config.value("attention", nlohmann::json::object()), "attention", ctx.source);
+    const nlohmann::json attention = config.value("attention", nlohmann::json::object());
     if (d.source == "synthetic") {
       AttentionRequest request;
       request.shape = {d.batch, d.heads, d.n_queries, d.n_keys.value_or(d.n_queries), d.head_dim,
                        d.value_dim.value_or(d.head_dim), d.dtype == "float64" ? 8 : 4};
       request.causal = d.causal;
+      request.shape.causal = d.causal;
       request.padded = !d.key_lengths.empty();
+      const auto method = make_attention(resolve_memory_budget(attention, request.shape, "attention", ctx.source).attention,
+                                         "attention", ctx.source);
       const auto reasons = method->unsupported_reasons(request);
       if (!reasons.empty())
         throw ConfigError(fmt::format("config '{}': run '{}': {} cannot serve data with N={} M={}: {}", ctx.source,
                                       ctx.run_id, method->name(), request.shape.n_queries, request.shape.n_keys,
                                       join(reasons, "; ")));
+    } else {
+      // the shape comes from the file, so a memory_budget is resolved when the run starts
+      nlohmann::json without_budget = attention;
+      if (without_budget.is_object()) without_budget.erase("memory_budget");
+      make_attention(without_budget, "attention", ctx.source);
     }
     if (config.value("device", std::string("cpu")) != "cpu")
       throw ConfigError(fmt::format("config '{}': 'device' is '{}'; attention_fidelity runs on the CPU in this build",
@@ -219,8 +230,10 @@ class AttentionFidelityPipeline : public Pipeline {
     apply_thread_setting(config);
     const FidelityData d = FidelityData::from_json(config, ctx.source);
     const FidelityEval eval = FidelityEval::from_json(config, ctx.source);
-    const auto method = make_attention(config.value("attention", nlohmann::json::object()), "attention", ctx.source);
     const AttentionInputs inputs = d.source == "synthetic" ? synthetic_inputs(d) : captured_inputs(d, ctx.source);
+    const BudgetChoice budget = resolve_memory_budget(config.value("attention", nlohmann::json::object()),
+                                                      shape_of(inputs), "attention", ctx.source);
+    const auto method = make_attention(budget.attention, "attention", ctx.source);
     const uint64_t seed = config.value("seed", 0);
     at::NoGradGuard no_grad;
 
@@ -250,14 +263,32 @@ class AttentionFidelityPipeline : public Pipeline {
     auto ref_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     const at::Tensor exact = DenseAttention().forward(exact_inputs, ref_gen).out_BHNE;
 
-    at::Tensor approx = out.out_BHNE.to(at::kDouble), reference = exact;
-    if (inputs.query_keep_BN) {  // padded query rows are zeros by contract: leave them out of the metrics
-      const at::Tensor keep = inputs.query_keep_BN->view({inputs.q_BHND.size(0), 1, -1, 1}).expand_as(approx);
-      approx = approx.masked_select(keep).view({-1, approx.size(-1)});
-      reference = reference.masked_select(keep).view({-1, reference.size(-1)});
-    }
-    const FidelityMetrics fm = fidelity_metrics(approx, reference);
+    // padded query rows are zeros by contract: leave them out of the metrics
+    const auto metrics_against = [&](const at::Tensor& reference_BHNE) {
+      at::Tensor approx = out.out_BHNE.to(at::kDouble), reference = reference_BHNE;
+      if (inputs.query_keep_BN) {
+        const at::Tensor keep = inputs.query_keep_BN->view({inputs.q_BHND.size(0), 1, -1, 1}).expand_as(approx);
+        approx = approx.masked_select(keep).view({-1, approx.size(-1)});
+        reference = reference.masked_select(keep).view({-1, reference.size(-1)});
+      }
+      return fidelity_metrics(approx, reference);
+    };
     RunResult result;
+    // a method that approximates another function (polysketch: polynomial attention) is measured
+    // against both; `reports_against_target` picks which one rel_fro_error means
+    at::Tensor primary_reference = exact;
+    if (const auto target = method->approximation_target()) {
+      auto target_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+      const at::Tensor target_out = target->forward(exact_inputs, target_gen).out_BHNE;
+      const FidelityMetrics vs_target = metrics_against(target_out);
+      const FidelityMetrics vs_softmax = metrics_against(exact);
+      result.metrics["rel_fro_error_vs_target"] = {vs_target.rel_fro_error, "1", false};
+      result.metrics["rel_fro_error_vs_softmax"] = {vs_softmax.rel_fro_error, "1", false};
+      // how far the target itself is from softmax attention: the floor of rel_fro_error_vs_softmax
+      result.metrics["target_rel_fro_error_vs_softmax"] = {fidelity_metrics(target_out, exact).rel_fro_error, "1", false};
+      if (method->reports_against_target()) primary_reference = target_out;
+    }
+    const FidelityMetrics fm = metrics_against(primary_reference);
     result.metrics["rel_fro_error"] = {fm.rel_fro_error, "1", false};
     result.metrics["max_abs_error"] = {fm.max_abs_error, "1", false};
     result.metrics["mean_row_cosine"] = {fm.mean_row_cosine, "1", true};
@@ -269,10 +300,11 @@ class AttentionFidelityPipeline : public Pipeline {
         peak_reset ? static_cast<double>(after.peak_rss_bytes - before.rss_bytes) : std::nan(""), "bytes", false};
     result.metrics["peak_rss_bytes"] = {static_cast<double>(after.peak_rss_bytes), "bytes", false};
     result.metrics["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
+    add_budget_metrics(budget, result);
 
     // per (batch, head) relative error: where the approximation hurts
-    const at::Tensor diff = (out.out_BHNE.to(at::kDouble) - exact).square().sum({2, 3}).sqrt();
-    const at::Tensor per_head = (diff / exact.square().sum({2, 3}).sqrt().clamp_min(1e-300)).contiguous();
+    const at::Tensor diff = (out.out_BHNE.to(at::kDouble) - primary_reference).square().sum({2, 3}).sqrt();
+    const at::Tensor per_head = (diff / primary_reference.square().sum({2, 3}).sqrt().clamp_min(1e-300)).contiguous();
     NamedArray per_head_array;
     per_head_array.data.assign(per_head.data_ptr<double>(), per_head.data_ptr<double>() + per_head.numel());
     per_head_array.dims = {per_head.size(0), per_head.size(1)};

@@ -7,17 +7,19 @@
 #include <limits>
 #include <thread>
 
+#include "core/attention/memory_budget.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
 
 namespace smyrf {
 
 const Pipeline& attention_fidelity_pipeline();
+const Pipeline& speed_pipeline();
 
 namespace {
 
 const std::vector<const Pipeline*>& pipelines() {
-  static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline()};
+  static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline()};
   return kPipelines;
 }
 
@@ -75,6 +77,12 @@ int apply_thread_setting(const nlohmann::json& config) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   return threads;
+}
+
+void add_budget_metrics(const BudgetChoice& choice, RunResult& result) {
+  if (choice.knob.empty()) return;
+  result.metrics["memory_budget"] = {choice.budget, "fraction", false};
+  result.metrics["budget_" + choice.knob] = {static_cast<double>(choice.value), "count", false};
 }
 
 }  // namespace smyrf

@@ -39,4 +39,9 @@ RunResult run_result_from_json(const nlohmann::json& j);
 // defaults to one thread on these machines.
 int apply_thread_setting(const nlohmann::json& config);
 
+// Logs what a memory_budget chose (core/attention/memory_budget.h): metrics memory_budget and
+// budget_<knob> (e.g. budget_q_cluster_size). Nothing when the run has no budget.
+struct BudgetChoice;
+void add_budget_metrics(const BudgetChoice& choice, RunResult& result);
+
 }  // namespace smyrf

@@ -76,6 +76,11 @@ inline at::Tensor naive_attention_f64(const AttentionInputs& in) {
   return out;
 }
 
+inline AttentionOutput run(const AttentionMethod& method, const AttentionInputs& in, uint64_t seed) {
+  auto gen = make_generator(seed);
+  return method.forward(in, gen);
+}
+
 // Streams like EXPECT_*: EXPECT_CLOSE(a, b, atol, rtol) << "context"; prints the worst element.
 #define EXPECT_CLOSE(actual, expected, atol, rtol)                                                   \
   switch (0)                                                                                         \
@@ -84,5 +89,40 @@ inline at::Tensor naive_attention_f64(const AttentionInputs& in) {
     if (const auto cmp_ = ::smyrf::compare_tensors((actual), (expected), (atol), (rtol)); cmp_.ok) { \
     } else                                                                                           \
       ADD_FAILURE() << cmp_.message() << " "
+
+// Central finite differences of a weighted sum of the output against autograd, in float64, on
+// [1, 2, 24, 4] inputs (keys 19..23 padded when `padded`).
+inline void check_gradients_by_finite_differences(const AttentionMethod& method, bool padded, bool causal = false,
+                                                  double atol = 1e-7, double rtol = 1e-6) {
+  AttentionInputs in = random_inputs(1, 2, 24, 24, 4, 3, at::kDouble, 11);
+  in.causal = causal;
+  if (padded) in.key_keep_BM = keep_mask({19}, 24);
+  const at::Tensor weight = at::randn({1, 2, 24, 3}, make_generator(12), at::kDouble);
+  auto loss_of = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    AttentionInputs x = in;
+    x.q_BHND = q;
+    x.k_BHMD = k;
+    x.v_BHME = v;
+    return (run(method, x, 13).out_BHNE * weight).sum();  // same seed: same clusters every call
+  };
+  std::vector<at::Tensor> params = {in.q_BHND.clone().requires_grad_(), in.k_BHMD.clone().requires_grad_(),
+                                    in.v_BHME.clone().requires_grad_()};
+  loss_of(params[0], params[1], params[2]).backward();
+  const double eps = 1e-6;
+  for (size_t p = 0; p < params.size(); ++p) {
+    const at::Tensor analytic = params[p].grad();
+    at::Tensor numeric = at::zeros_like(analytic);
+    at::NoGradGuard no_grad;
+    for (int64_t idx = 0; idx < numeric.numel(); ++idx) {
+      std::vector<at::Tensor> plus = {params[0].detach().clone(), params[1].detach().clone(),
+                                      params[2].detach().clone()};
+      std::vector<at::Tensor> minus = {plus[0].clone(), plus[1].clone(), plus[2].clone()};
+      plus[p].view({-1})[idx] += eps;
+      minus[p].view({-1})[idx] -= eps;
+      numeric.view({-1})[idx] = (loss_of(plus[0], plus[1], plus[2]) - loss_of(minus[0], minus[1], minus[2])) / (2 * eps);
+    }
+    EXPECT_CLOSE(analytic, numeric, atol, rtol) << method.name() << " gradient of input " << p;
+  }
+}
 
 }  // namespace smyrf::test

@@ -1,0 +1,85 @@
+// polysketch (PolySketchFormer, Kacham, Mirrokni, Zhong 2024) and `polynomial`, the exact
+// function it approximates.
+//
+// polynomial attention of even degree p (logits = s q.k as everywhere in the harness; the paper's
+// models put a LayerNorm on q and k instead of a temperature, which with s = 1 is the same form):
+//   o_i = sum_j w_ij v_j / (1 + sum_j w_ij),  w_ij = (s q_i.k_j)^p,  j over unpadded (and j <= i)
+// polysketch approximates p = 4 with a random degree-2 tensor sketch, squared for non-negativity:
+//   phi(x) = (x' S1) o (x' S2) / sqrt(r),  x' = sqrt(s) x,  S1, S2 [D, r] standard Gaussian,
+//   w_ij ~ <phi(q_i), phi(k_j)>^2 >= 0.
+// Scale convention: E<phi(q), phi(k)> = <q', k'>^2 (the paper's Algorithm 1, unbiased for degree 2).
+// The released code draws S/sqrt(r) and so has features sqrt(r) times smaller, which a trained
+// LayerNorm absorbs but a drop-in comparison does not; we keep the unbiased one.
+// sketch "exact" replaces phi by the exact self-tensor vec(x' x'^T) (r = D^2): then the output
+// equals polynomial attention of degree 4 (the exactness test).
+// The squared weights are never expanded per pair: sum_j <phi_i, phi_j>^2 [v_j, 1] =
+// (phi_i (x) phi_i) . sum_j (phi_j (x) phi_j) [v_j, 1]^T, with summaries of r^2 x (E+1) built
+// block by block (`block` positions at a time, so r^2 features exist for one block only).
+// Causal: exact sketched weights inside each diagonal block, the exclusive prefix of the block
+// summaries across blocks; the result does not depend on `block`. local_exact: the diagonal
+// blocks use the exact degree-4 weights instead (the paper's "polysketch + local"; depends on
+// block; needs N == M).
+// Options: {"method": "polysketch", "sketch_size": 64, "block": 256, "local_exact": false,
+//           "sketch": "gaussian"|"exact", "target": "softmax"|"polynomial"}; target names the
+// function the fidelity pipeline reports as rel_fro_error (it reports both).
+// No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/test_peers.cpp
+// (exact-sketch limit, block independence, causality, padding, gradients) and
+// tests/python/test_polysketch_numpy.py (an independent NumPy implementation on our draws).
+#pragma once
+
+#include "core/attention/attention_method.h"
+
+namespace smyrf {
+
+class JsonReader;
+
+struct PolynomialOptions {
+  int64_t degree = 4;
+  static PolynomialOptions from_json(JsonReader& reader);
+};
+
+// Exact polynomial attention (materialises N x M weights; the oracle of polysketch).
+class PolynomialAttention : public AttentionMethod {
+ public:
+  explicit PolynomialAttention(PolynomialOptions options);
+  std::string name() const override { return "polynomial"; }
+  Capabilities capabilities() const override;
+  nlohmann::json options_json() const override;
+  AttentionCost cost(const AttentionShape& shape) const override;
+
+ protected:
+  AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;
+
+ private:
+  PolynomialOptions options_;
+};
+
+struct PolysketchOptions {
+  int64_t sketch_size = 64;
+  int64_t block = 256;
+  bool local_exact = false;
+  std::string sketch = "gaussian";  // gaussian | exact
+  std::string target = "softmax";   // softmax | polynomial
+  static PolysketchOptions from_json(JsonReader& reader);
+};
+
+class PolysketchAttention : public AttentionMethod {
+ public:
+  explicit PolysketchAttention(PolysketchOptions options);
+  std::string name() const override { return "polysketch"; }
+  Capabilities capabilities() const override;
+  nlohmann::json options_json() const override;
+  AttentionCost cost(const AttentionShape& shape) const override;
+  std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
+  std::unique_ptr<AttentionMethod> approximation_target() const override;
+  bool reports_against_target() const override { return options_.target == "polynomial"; }
+
+ protected:
+  AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;
+
+ private:
+  int64_t feature_dim(int64_t head_dim) const;
+  PolysketchOptions options_;
+};
+
+}  // namespace smyrf

@@ -1,0 +1,55 @@
+// Balanced clustering by sorting: the shared machinery of the sort-and-chunk methods (smyrf,
+// e2lsh, reformer, hyper). Tokens of each row are argsorted by a hash (stable, unkept tokens
+// forced last) and laid out in L clusters of equal slot counts; spare slots hold dummies.
+//
+// Shapes: R rows (= B*H), T tokens of a row, T_padded = L*C slots, # hashes (rounds).
+//   keep_RT      bool, true = real token (padding false; dummies past T false)
+//   hash_RTH     float64 hash per token and hash round
+//   perm_RHP     [R, #, L*C] int64, slot -> token index (>= T: dummy)
+// Tested through tests/test_attention.cpp and tests/test_peers.cpp (clusters cover every real
+// token exactly once, pads last, the exactness limits of every clustered method).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace smyrf {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-row keep mask [R, T_padded] from an optional [B, T] mask (true = real token) with the dummy
+// tail [T, T_padded) false. `as_released` reproduces the SMYRF release's mask tiling (row b*H+h
+// takes the mask of batch (b*H+h) % B).
+at::Tensor row_keep(const std::optional<at::Tensor>& keep_BT, int64_t B, int64_t H, int64_t T, int64_t T_padded,
+                    bool as_released, const at::TensorOptions& device);
+
+// [R, T, X] -> [R, T_padded, X] with zero rows appended.
+at::Tensor pad_tokens(const at::Tensor& x_RTX, int64_t T_padded);
+
+// Stable argsort of hash values with unkept tokens forced last: hash_RTH [R, T, #] -> [R, #, T].
+at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT);
+
+// Lays a sorted order out in L clusters of C slots: cluster c takes sorted ranks
+// [floor(c*T/L), floor((c+1)*T/L)) of the T real-index tokens, its other slots take dummies, so
+// that query cluster c and key cluster c cover the same quantiles for any N and M (chunking the
+// padded order instead would misalign them). When C divides T this is plain chunking.
+// sorted_RHP: [R, #, >= T] sorted positions -> token, with the T real-index tokens first; slots
+// beyond them get the dummy indices T, T+1, ... in order.
+at::Tensor balanced_slots(const at::Tensor& sorted_RHP, int64_t T, int64_t L, int64_t C);
+
+// The cluster of each sorted rank under balanced_slots: rank s of T is in cluster c with
+// floor(c*T/L) <= s < floor((c+1)*T/L). ranks: any int64 tensor of values in [0, T).
+at::Tensor cluster_of_rank(const at::Tensor& ranks, int64_t T, int64_t L);
+
+// inverse[r, h, perm[r, h, s]] = s.
+at::Tensor inverse_permutation(const at::Tensor& perm_RHP);
+
+// Flat index into a [R*T, ...] token view (shared by all hashes) for each entry of perm_RHP.
+at::Tensor flat_token_index(const at::Tensor& perm_RHP, int64_t tokens_per_row);
+
+// Flat index into a [R*#*P, ...] per-hash view for each entry of index_RHP.
+at::Tensor flat_hash_index(const at::Tensor& index_RHP);
+
+}  // namespace smyrf
