@@ -3,6 +3,10 @@
 //   smyrf validate CONFIG                 load, expand and check every run; runs nothing
 //   smyrf report FILE.h5 [--markdown]     the results as a table
 //   smyrf methods                         registered attention methods and their options
+//   smyrf attend FILE.h5 --group G --attention JSON --output OUT.h5 [--seed S] [--float64]
+//                                         one method on one captured-QKV group: writes out_BHNE,
+//                                         lse_BHN (when the method gives one) and the method's random
+//                                         draws (aux/<name>) so independent code can check it
 //   smyrf worker ...                      internal: one run in its own process (used by `run`)
 // The only place where exceptions become exit codes: 0 ok, 1 runs failed or internal error,
 // 2 bad config, 3 file problem.
@@ -14,7 +18,13 @@
 #include <filesystem>
 #include <iostream>
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
+#include "core/util/hdf5_file.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
 #include "experiments/pipelines/pipeline.h"
@@ -50,6 +60,17 @@ int main_impl(int argc, char** argv) {
 
   auto* methods = app.add_subcommand("methods", "List the registered attention methods");
 
+  std::string attend_input, attend_group, attend_json, attend_output;
+  uint64_t attend_seed = 0;
+  bool attend_f64 = false;
+  auto* attend = app.add_subcommand("attend", "Run one attention method on a captured-QKV group and write its output");
+  attend->add_option("file", attend_input, "captured-QKV file (.h5; format in results/README.md)")->required();
+  attend->add_option("--group", attend_group, "group inside the file")->required();
+  attend->add_option("--attention", attend_json, R"(attention object, e.g. '{"method": "smyrf"}')")->required();
+  attend->add_option("--output,-o", attend_output, "output file (.h5)")->required();
+  attend->add_option("--seed", attend_seed, "generator seed");
+  attend->add_flag("--float64", attend_f64, "compute in float64 (default float32)");
+
   auto* worker = app.add_subcommand("worker", "Internal: run one sweep point (used by `smyrf run`)");
   worker->group("");  // hidden from --help
   worker->add_option("config", config_path)->required();
@@ -62,6 +83,37 @@ int main_impl(int argc, char** argv) {
   if (*methods) {
     for (const auto& name : smyrf::attention_method_names())
       fmt::print("{:8} {}\n", name, smyrf::make_attention({{"method", name}})->options_json().dump());
+    return 0;
+  }
+  if (*attend) {
+    nlohmann::json attention;
+    try {
+      attention = nlohmann::json::parse(attend_json);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw smyrf::ConfigError(fmt::format("--attention is not valid JSON ({}); write it like '{{\"method\": \"smyrf\"}}'",
+                                           e.what()));
+    }
+    const smyrf::AttentionInputs inputs =
+        smyrf::load_captured_qkv(attend_input, attend_group, attend_f64 ? at::kDouble : at::kFloat, "smyrf attend");
+    const auto method = smyrf::make_attention(
+        smyrf::resolve_memory_budget(attention, smyrf::shape_of(inputs), "--attention", "").attention, "--attention");
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(attend_seed);
+    at::NoGradGuard no_grad;
+    const smyrf::AttentionOutput out = method->forward(inputs, generator);
+    auto file = smyrf::H5File::create(attend_output);
+    file.set_attr("/", "attention_json", method->options_json().dump());
+    file.set_attr("/", "seed", static_cast<int64_t>(attend_seed));
+    const auto write = [&](const std::string& path, const at::Tensor& t) {
+      const at::Tensor x = t.detach().to(at::kDouble).contiguous();
+      file.write_array(path, std::vector<double>(x.data_ptr<double>(), x.data_ptr<double>() + x.numel()),
+                       std::vector<int64_t>(x.sizes().begin(), x.sizes().end()));
+    };
+    write("/out_BHNE", out.out_BHNE);
+    if (out.lse_BHN) write("/lse_BHN", *out.lse_BHN);
+    file.create_groups("/aux");
+    for (const auto& [name, t] : out.aux) write("/aux/" + name, t);
+    fmt::print("{}: {} on {}:{} -> {}\n", method->name(), method->options_json().dump(), attend_input, attend_group,
+               attend_output);
     return 0;
   }
   if (*validate) {

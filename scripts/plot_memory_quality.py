@@ -62,7 +62,7 @@ def main(argv=None):
     by_method = collections.defaultdict(list)
     for r in runs:
         by_method[r["method"]].append(r)
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
     log_y = args.metric.endswith("error") and all(r["value"] > 0 for r in runs)
     for method, rs in sorted(by_method.items()):
         better = max if rs[0]["higher_is_better"] else min
@@ -88,7 +88,8 @@ def main(argv=None):
     ax.set_ylabel(args.metric.replace("_", " "))
     ax.set_title(f"{title}: {args.metric.replace('_', ' ')} vs memory")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="method (line: best run per memory)")
+    # outside the axes: with ten methods a legend inside would cover lines
+    ax.legend(title="method (line: best\nrun per memory)", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(output)
     print(output)

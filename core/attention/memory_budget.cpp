@@ -98,7 +98,7 @@ BudgetChoice resolve_memory_budget(const nlohmann::json& attention, const Attent
   // several knob values can give the same layout (smyrf: C = 128..136 all make 32 clusters of 128
   // at N = 4096); log the smallest of them, the one a person would write
   const double best = *fraction_at(lo);
-  for (int64_t steps = 0; steps < 64 && lo > 1; ++steps) {
+  while (lo > 1) {
     const auto f = fraction_at(lo - 1);
     if (!f || *f != best) break;
     --lo;

@@ -2,9 +2,10 @@
 //
 //   build/bin/smyrf_bench [--benchmark_filter=...] [--threads=N]   (N defaults to all cores)
 //
-// B = 1, H = 8 heads, D = E = 64, float32, N = M in {1024, 4096, 16384}; forward (no autograd) and
-// forward+backward. Methods: dense (ours, materialises the N x M scores), LibTorch's
-// scaled_dot_product_attention, smyrf {1x32, 2x64, 4x128}. Each method is checked against dense
+// B = 1, H = 8 heads, D = E = 64, float32, N = M in {1024, 4096, 16384} (65536 for the
+// sub-quadratic peers); forward (no autograd) and forward+backward; causal and not. Methods: dense
+// (ours, materialises the N x M scores), LibTorch's scaled_dot_product_attention, smyrf {1x32,
+// 2x64, 4x128}, and BM_Peer: e2lsh 2x64 and every peer at its defaults (peer_configs()). Each method is checked against dense
 // float64 once (at a small size) before anything is timed. Counters: tokens/s, analytic bytes,
 // memory fraction, peak RSS growth of the timed calls, and the time ratio to dense and to SDPA of
 // the same N and mode measured earlier in this run (they are registered first).
@@ -35,8 +36,10 @@ constexpr int64_t kHeadDim = 64;
 
 enum class Mode { kForward = 0, kForwardBackward = 1 };
 
-std::map<std::pair<int64_t, int>, double>& baseline_seconds(const std::string& which) {
-  static std::map<std::string, std::map<std::pair<int64_t, int>, double>> table;
+// (N, mode, causal) -> seconds per call of a baseline measured earlier in this run
+using CaseKey = std::tuple<int64_t, int, bool>;
+std::map<CaseKey, double>& baseline_seconds(const std::string& which) {
+  static std::map<std::string, std::map<CaseKey, double>> table;
   return table[which];
 }
 
@@ -76,21 +79,23 @@ double time_calls(benchmark::State& state, Call call, int64_t N, double needed_b
   return seconds;
 }
 
-void report_ratios(benchmark::State& state, int64_t N, Mode mode, double own_seconds) {
+void report_ratios(benchmark::State& state, int64_t N, Mode mode, bool causal, double own_seconds) {
   for (const char* name : {"dense", "sdpa"}) {
     const auto& table = baseline_seconds(name);
-    const auto it = table.find({N, static_cast<int>(mode)});
+    const auto it = table.find({N, static_cast<int>(mode), causal});
     if (it != table.end() && own_seconds > 0) state.counters[std::string("speedup_vs_") + name] = it->second / own_seconds;
   }
 }
 
-void run_method(benchmark::State& state, const nlohmann::json& options, const std::string& baseline_name) {
+void run_method(benchmark::State& state, const nlohmann::json& options, const std::string& baseline_name,
+                bool causal = false) {
   const int64_t N = state.range(0);
   const auto mode = static_cast<Mode>(state.range(1));
   const auto method = make_attention(options);
   const bool backward = mode == Mode::kForwardBackward;
   AttentionInputs in = make_inputs(N, backward);
-  const AttentionCost cost = method->cost({1, kHeads, N, N, kHeadDim, kHeadDim, 4});
+  in.causal = causal;
+  const AttentionCost cost = method->cost({1, kHeads, N, N, kHeadDim, kHeadDim, 4, causal});
   auto call = [&] {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
     if (!backward) {
@@ -103,35 +108,40 @@ void run_method(benchmark::State& state, const nlohmann::json& options, const st
   };
   // dense keeps ~1 score matrix forward, ~4 for forward+backward (logits, probs, their grads)
   const double score_bytes = static_cast<double>(cost.score_entries) * 4.0;
-  const double needed = options.at("method") == "dense" ? score_bytes * (backward ? 4.5 : 1.2) : 0.0;
+  const double needed = method->capabilities().exact ? score_bytes * (backward ? 4.5 : 1.2)
+                                                     : static_cast<double>(cost.analytic_bytes) * (backward ? 3.0 : 1.2);
   const double per_call = time_calls(state, call, N, needed);
   if (state.error_occurred()) return;
-  if (!baseline_name.empty()) baseline_seconds(baseline_name)[{N, static_cast<int>(mode)}] = per_call;
+  if (!baseline_name.empty()) baseline_seconds(baseline_name)[{N, static_cast<int>(mode), causal}] = per_call;
   state.counters["analytic_MiB"] = static_cast<double>(cost.analytic_bytes) / (1 << 20);
   state.counters["memory_fraction"] = cost.memory_fraction;
-  report_ratios(state, N, mode, per_call);
+  report_ratios(state, N, mode, causal, per_call);
 }
 
-void BM_Dense(benchmark::State& state) { run_method(state, {{"method", "dense"}}, "dense"); }
+void BM_Dense(benchmark::State& state) { run_method(state, {{"method", "dense"}}, "dense", state.range(2) != 0); }
 
 void BM_SDPA(benchmark::State& state) {
   const int64_t N = state.range(0);
   const auto mode = static_cast<Mode>(state.range(1));
+  const bool causal = state.range(2) != 0;
   const bool backward = mode == Mode::kForwardBackward;
   AttentionInputs in = make_inputs(N, backward);
+  auto sdpa = [&] {
+    return at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME, std::nullopt, 0.0, causal);
+  };
   auto call = [&] {
     if (!backward) {
       at::NoGradGuard no_grad;
-      benchmark::DoNotOptimize(at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME).data_ptr());
+      benchmark::DoNotOptimize(sdpa().data_ptr());
       return;
     }
-    at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME).sum().backward();
+    sdpa().sum().backward();
     for (auto* t : {&in.q_BHND, &in.k_BHMD, &in.v_BHME}) t->mutable_grad().reset();
   };
   const double per_call = time_calls(state, call, N, 0.0);
-  baseline_seconds("sdpa")[{N, static_cast<int>(mode)}] = per_call;
+  baseline_seconds("sdpa")[{N, static_cast<int>(mode), causal}] = per_call;
   state.counters["memory_fraction"] = 1.0;
-  report_ratios(state, N, mode, per_call);
+  report_ratios(state, N, mode, causal, per_call);
 }
 
 void BM_Smyrf(benchmark::State& state) {
@@ -139,8 +149,46 @@ void BM_Smyrf(benchmark::State& state) {
 }
 
 void sequence_modes(benchmark::internal::Benchmark* b) {
-  for (int mode : {0, 1})
-    for (int64_t n : {1024, 4096, 16384}) b->Args({n, mode});
+  for (int causal : {0, 1})
+    for (int mode : {0, 1})
+      for (int64_t n : {1024, 4096, 16384}) b->Args({n, mode, causal});
+}
+
+// The peers at their design defaults (design §4); hyper also with min_seq_len 1024, since with the
+// default 4096 it is exact dense attention up to N = 4096 (and causal up to 8192).
+const std::vector<nlohmann::json>& peer_configs() {
+  static const std::vector<nlohmann::json> configs = {
+      {{"method", "e2lsh"}, {"n_hashes", 2}, {"q_cluster_size", 64}},
+      {{"method", "hyper"}},
+      {{"method", "hyper"}, {"min_seq_len", 1024}},
+      {{"method", "polysketch"}},
+      {{"method", "reformer"}},
+      {{"method", "performer"}},
+      {{"method", "nystrom"}},
+      {{"method", "local"}},
+  };
+  return configs;
+}
+
+void BM_Peer(benchmark::State& state) {
+  const auto& options = peer_configs().at(static_cast<size_t>(state.range(3)));
+  state.SetLabel(options.dump());
+  run_method(state, options, "", state.range(2) != 0);
+}
+
+void peer_grid(benchmark::internal::Benchmark* b) {
+  for (int64_t index = 0; index < static_cast<int64_t>(peer_configs().size()); ++index) {
+    const bool causal_capable = make_attention(peer_configs()[static_cast<size_t>(index)])->capabilities().causal;
+    for (int causal : {0, 1}) {
+      if (causal && !causal_capable) continue;
+      for (int mode : {0, 1})
+        for (int64_t n : {1024, 4096, 16384, 65536}) {
+          // autograd keeps every block's buffers: at 65536 that is tens of GiB for some peers
+          if (mode == 1 && n > 16384) continue;
+          b->Args({n, mode, causal, index});
+        }
+    }
+  }
 }
 
 void smyrf_grid(benchmark::internal::Benchmark* b) {
@@ -149,11 +197,13 @@ void smyrf_grid(benchmark::internal::Benchmark* b) {
       for (auto [h, c] : {std::pair<int64_t, int64_t>{1, 32}, {2, 64}, {4, 128}}) b->Args({n, mode, h, c});
 }
 
-BENCHMARK(BM_Dense)->Apply(sequence_modes)->ArgNames({"N", "backward"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK(BM_SDPA)->Apply(sequence_modes)->ArgNames({"N", "backward"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Dense)->Apply(sequence_modes)->ArgNames({"N", "backward", "causal"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_SDPA)->Apply(sequence_modes)->ArgNames({"N", "backward", "causal"})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Smyrf)->Apply(smyrf_grid)->ArgNames({"N", "backward", "hashes", "C"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Peer)->Apply(peer_grid)->ArgNames({"N", "backward", "causal", "config"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Validate before timing: smyrf with one cluster must equal dense float64; SDPA must equal dense.
+// Validate before timing: every method at its exactness limit must equal dense float64 (polysketch:
+// polynomial attention); SDPA must equal dense.
 void validate_or_die() {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   AttentionInputs in;
@@ -164,7 +214,25 @@ void validate_or_die() {
   const at::Tensor one_cluster =
       make_attention({{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 256}})->forward(in, gen).out_BHNE;
   const at::Tensor sdpa = at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME);
-  for (const auto& [name, t] : {std::pair<const char*, at::Tensor>{"smyrf 1 cluster", one_cluster}, {"sdpa", sdpa}}) {
+  const auto at_limit = [&](const nlohmann::json& options) { return make_attention(options)->forward(in, gen).out_BHNE; };
+  const std::vector<std::pair<const char*, at::Tensor>> checks = {
+      {"smyrf 1 cluster", one_cluster},
+      {"sdpa", sdpa},
+      {"hyper one block", at_limit({{"method", "hyper"}, {"block_size", 256}, {"min_seq_len", 0}})},
+      {"reformer one bucket", at_limit({{"method", "reformer"}, {"n_buckets", 1}, {"chunk_size", 256}})},
+      {"local window >= N", at_limit({{"method", "local"}, {"mode", "block"}, {"window", 256}})},
+      {"nystrom landmarks = N", at_limit({{"method", "nystrom"}, {"landmarks", 256}, {"pinv_iterations", 0}})}};
+  {
+    // polysketch's exactness limit is polynomial attention, not softmax
+    auto g1 = at::make_generator<at::CPUGeneratorImpl>(1);
+    const auto poly = make_attention({{"method", "polynomial"}})->forward(in, g1).out_BHNE;
+    const auto cmp = compare_tensors(at_limit({{"method", "polysketch"}, {"sketch", "exact"}}), poly, 1e-10, 1e-9);
+    if (!cmp.ok) {
+      fmt::print(stderr, "validation failed for polysketch exact sketch: {}\n", cmp.message());
+      std::exit(1);
+    }
+  }
+  for (const auto& [name, t] : checks) {
     const auto cmp = compare_tensors(t, exact, 1e-10, 1e-9);
     if (!cmp.ok) {
       fmt::print(stderr, "validation failed for {}: {}\n", name, cmp.message());

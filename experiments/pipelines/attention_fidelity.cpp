@@ -164,31 +164,10 @@ at::Tensor read_tensor(const H5File& file, const std::string& path, at::ScalarTy
 }
 
 AttentionInputs captured_inputs(const FidelityData& d, const std::string& source) {
-  if (!std::filesystem::exists(d.path))
-    throw IoError(fmt::format("config '{}': 'data.path' names '{}', which does not exist; write it with the capture "
-                              "pipeline or fix the path", source, d.path));
-  const H5File file = H5File::open(d.path, /*writable=*/false);
-  const auto format = file.attr_string("/", "format");
-  if (format != std::optional<std::string>("smyrf-captured-qkv"))
-    throw IoError(fmt::format("'{}' is not a captured-QKV file (root attribute format = \"smyrf-captured-qkv\" is "
-                              "missing); see results/README.md", d.path));
-  const std::string g = "/" + d.group;
-  if (!file.is_group(g))
-    throw ConfigError(fmt::format("config '{}': 'data.group' is '{}', which is not a group of '{}'; groups: {}", source,
-                                  d.group, d.path, join(file.children("/"), ", ")));
-  const auto dtype = d.dtype == "float64" ? at::kDouble : at::kFloat;
-  AttentionInputs in;
-  for (const char* name : {"q", "k", "v"})
-    if (!file.is_dataset(g + "/" + name))
-      throw IoError(fmt::format("'{}': group '{}' has no dataset '{}' (need q [B,H,N,D], k [B,H,M,D], v [B,H,M,E])",
-                                d.path, d.group, name));
-  in.q_BHND = read_tensor(file, g + "/q", dtype);
-  in.k_BHMD = read_tensor(file, g + "/k", dtype);
-  in.v_BHME = read_tensor(file, g + "/v", dtype);
-  if (file.is_dataset(g + "/key_keep")) in.key_keep_BM = read_tensor(file, g + "/key_keep", at::kDouble).ne(0);
-  if (file.is_dataset(g + "/query_keep")) in.query_keep_BN = read_tensor(file, g + "/query_keep", at::kDouble).ne(0);
-  in.causal = d.causal || file.attr_int(g, "causal").value_or(0) != 0;
-  in.scale = d.scale > 0 ? d.scale : file.attr_double(g, "scale").value_or(0.0);
+  AttentionInputs in = load_captured_qkv(d.path, d.group, d.dtype == "float64" ? at::kDouble : at::kFloat,
+                                         fmt::format("config '{}': data.path/data.group", source));
+  in.causal = d.causal || in.causal;
+  if (d.scale > 0) in.scale = d.scale;
   return in;
 }
 
@@ -314,6 +293,35 @@ class AttentionFidelityPipeline : public Pipeline {
 };
 
 }  // namespace
+
+AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
+                                  const std::string& source) {
+  if (!std::filesystem::exists(path))
+    throw IoError(fmt::format("{}: names the captured-QKV file '{}', which does not exist; write it with the capture "
+                              "pipeline or fix the path", source, path));
+  const H5File file = H5File::open(path, /*writable=*/false);
+  const auto format = file.attr_string("/", "format");
+  if (format != std::optional<std::string>("smyrf-captured-qkv"))
+    throw IoError(fmt::format("'{}' is not a captured-QKV file (root attribute format = \"smyrf-captured-qkv\" is "
+                              "missing); see results/README.md", path));
+  const std::string g = "/" + group;
+  if (!file.is_group(g))
+    throw ConfigError(fmt::format("{}: names group '{}', which is not a group of '{}'; groups: {}", source,
+                                  group, path, join(file.children("/"), ", ")));
+  AttentionInputs in;
+  for (const char* name : {"q", "k", "v"})
+    if (!file.is_dataset(g + "/" + name))
+      throw IoError(fmt::format("'{}': group '{}' has no dataset '{}' (need q [B,H,N,D], k [B,H,M,D], v [B,H,M,E])",
+                                path, group, name));
+  in.q_BHND = read_tensor(file, g + "/q", dtype);
+  in.k_BHMD = read_tensor(file, g + "/k", dtype);
+  in.v_BHME = read_tensor(file, g + "/v", dtype);
+  if (file.is_dataset(g + "/key_keep")) in.key_keep_BM = read_tensor(file, g + "/key_keep", at::kDouble).ne(0);
+  if (file.is_dataset(g + "/query_keep")) in.query_keep_BN = read_tensor(file, g + "/query_keep", at::kDouble).ne(0);
+  in.causal = file.attr_int(g, "causal").value_or(0) != 0;
+  in.scale = file.attr_double(g, "scale").value_or(0.0);
+  return in;
+}
 
 const Pipeline& attention_fidelity_pipeline() {
   static const AttentionFidelityPipeline kPipeline;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attention/attention_method.h"
 #include "experiments/results_store.h"
 
 namespace smyrf {
@@ -38,6 +39,12 @@ RunResult run_result_from_json(const nlohmann::json& j);
 // Sets LibTorch's intra-op thread count from the config's `threads` (0 = all cores): LibTorch
 // defaults to one thread on these machines.
 int apply_thread_setting(const nlohmann::json& config);
+
+// Q/K/V (and padding masks, causal flag, scale) of one group of a captured-QKV HDF5 file
+// (results/README.md), in `dtype`. Missing file or dataset: IoError; unknown group: ConfigError
+// listing the groups. `source` names the config (or command) in messages.
+AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
+                                  const std::string& source);
 
 // Logs what a memory_budget chose (core/attention/memory_budget.h): metrics memory_budget and
 // budget_<knob> (e.g. budget_q_cluster_size). Nothing when the run has no budget.
