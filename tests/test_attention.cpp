@@ -180,7 +180,7 @@ TEST(Smyrf, EqualsBruteForceMultisetConstructionAtHostileSizes) {
   }
 }
 
-TEST(Smyrf, PadsSortLastAndEveryRealTokenIsInExactlyOneCluster) {
+TEST(Smyrf, RealTokensAreSpreadOverEveryClusterAndPaddingFillsTheRest) {
   AttentionInputs in = random_inputs(2, 1, 97, 97, 8, 8, at::kDouble, 6);
   in.key_keep_BM = keep_mask({97, 50}, 97);
   in.query_keep_BN = keep_mask({97, 50}, 97);
@@ -193,16 +193,16 @@ TEST(Smyrf, PadsSortLastAndEveryRealTokenIsInExactlyOneCluster) {
   EXPECT_EQ(c.geometry.padded_keys, 98);
   for (const at::Tensor& perm_RHP : {c.perm_q_RHN, c.perm_k_RHM}) {
     for (int64_t t = 0; t < 2; ++t) {
-      const at::Tensor slots = perm_RHP[1][t];
-      EXPECT_TRUE(at::equal(std::get<0>(slots.sort()), at::arange(98, at::kLong)));  // a permutation
-      // in slot order the 50 kept tokens come first, then the 47 padded ones, dummies aside
-      const at::Tensor tokens = slots.masked_select(slots < 97);
-      EXPECT_LT(tokens.narrow(0, 0, 50).max().item<int64_t>(), 50);
-      EXPECT_GE(tokens.narrow(0, 50, 47).min().item<int64_t>(), 50);
-      // cluster c holds ranks [floor(97c/7), floor(97(c+1)/7)): one dummy, in the cluster of 13
-      for (int64_t cluster = 0; cluster < 7; ++cluster) {
-        const int64_t real = (slots.narrow(0, cluster * 14, 14) < 97).sum().item<int64_t>();
-        EXPECT_EQ(real, (cluster + 1) * 97 / 7 - cluster * 97 / 7) << "cluster " << cluster;
+      for (int64_t row = 0; row < 2; ++row) {
+        const int64_t n_real = row == 0 ? 97 : 50;
+        const at::Tensor slots = perm_RHP[row][t];
+        EXPECT_TRUE(at::equal(std::get<0>(slots.sort()), at::arange(98, at::kLong)));  // a permutation
+        // cluster c holds the real ranks [floor(n c / 7), floor(n (c+1) / 7)) of the row's n real
+        // tokens; padded tokens and the dummy fill the other slots, so every cluster has real ones
+        for (int64_t cluster = 0; cluster < 7; ++cluster) {
+          const int64_t real = (slots.narrow(0, cluster * 14, 14) < n_real).sum().item<int64_t>();
+          EXPECT_EQ(real, (cluster + 1) * n_real / 7 - cluster * n_real / 7) << "row " << row << " cluster " << cluster;
+        }
       }
     }
   }

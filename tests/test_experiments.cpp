@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -87,6 +88,34 @@ TEST(Cli, SmokeSweepWritesEveryRunWithConsistentMetrics) {
   const CliResult again = run_cli("run --no-progress " + smoke_config() + " --output " + out);
   EXPECT_EQ(again.exit_code, 0);
   EXPECT_NE(again.output.find("9 already complete"), std::string::npos) << again.output;
+}
+
+TEST(Cli, EqualMemorySweepLogsTheChosenKnobOfEveryMethod) {
+  const fs::path dir = fresh_dir("equal_memory");
+  const std::string out = (dir / "eq.h5").string();
+  const CliResult r = run_cli("run --no-progress " + std::string(SMYRF_SOURCE_DIR) +
+                              "/configs/smoke/equal_memory_tiny.json --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto runs = ResultsStore::open_existing(out).read_runs();
+  ASSERT_EQ(runs.size(), 17u);
+  const std::map<std::string, std::string> knob = {
+      {"smyrf", "budget_q_cluster_size"}, {"e2lsh", "budget_q_cluster_size"}, {"reformer", "budget_chunk_size"},
+      {"performer", "budget_features"},   {"polysketch", "budget_sketch_size"}, {"nystrom", "budget_landmarks"},
+      {"local", "budget_window"},         {"hyper", "budget_block_size"}};
+  for (const auto& run : runs) {
+    ASSERT_EQ(run.status, "complete") << run.info.run_id;
+    if (run.info.method == "dense") continue;
+    const double budget = metric(run, "memory_budget");
+    EXPECT_TRUE(budget == 0.125 || budget == 0.25) << run.info.run_id;
+    EXPECT_LE(metric(run, "memory_fraction"), budget) << run.info.run_id;
+    EXPECT_GT(metric(run, "memory_fraction"), budget / 2) << run.info.run_id << ": the largest knob that fits";
+    EXPECT_GE(metric(run, knob.at(run.info.method)), 1.0) << run.info.run_id;
+    EXPECT_TRUE(std::isfinite(metric(run, "rel_fro_error"))) << run.info.run_id;
+    if (run.info.method == "polysketch") {
+      EXPECT_TRUE(std::isfinite(metric(run, "rel_fro_error_vs_target")));
+      EXPECT_EQ(metric(run, "rel_fro_error"), metric(run, "rel_fro_error_vs_softmax")) << "target defaults to softmax";
+    }
+  }
 }
 
 TEST(Cli, KilledSweepResumesWithCompletedRunsIntact) {

@@ -127,8 +127,8 @@ PartialAttention HyperAttention::non_causal(const at::Tensor& q_RND, const at::T
     const at::Tensor q_sorted = sort_by_hash(bucket_keys(q_RND, projections_DP).to(at::kDouble).unsqueeze(-1), q_keep_RN);
     const at::Tensor k_sorted = sort_by_hash(bucket_keys(k_RMD, projections_DP).to(at::kDouble).unsqueeze(-1), k_keep_RM);
     sorted_k_RM = k_sorted.squeeze(1);
-    perm_q_RP = balanced_slots(q_sorted, N, L, Cq).squeeze(1);
-    perm_k_RP = balanced_slots(k_sorted, M, L, Ck).squeeze(1);
+    perm_q_RP = balanced_slots(q_sorted, q_keep_RN, N, L, Cq).squeeze(1);
+    perm_k_RP = balanced_slots(k_sorted, k_keep_RM, M, L, Ck).squeeze(1);
   }
   const at::Tensor q_s = gather_slots(q_RND, perm_q_RP).view({R, L, Cq, -1});
   const at::Tensor k_s = gather_slots(k_RMD, perm_k_RP).view({R, L, Ck, -1});
@@ -147,7 +147,7 @@ PartialAttention HyperAttention::non_causal(const at::Tensor& q_RND, const at::T
       const at::Tensor rank = (u * n_real.unsqueeze(1).to(at::kDouble)).floor().to(at::kLong)
                                   .clamp_max((n_real - 1).clamp_min(0).unsqueeze(1));
       sample_tokens = sorted_k_RM.gather(1, rank);  // [R, m]
-      const at::Tensor sample_block = cluster_of_rank(rank, M, L);
+      const at::Tensor sample_block = cluster_of_rank(rank, n_real, L);
       const at::Tensor block_c = at::arange(L, rank.options()).view({1, L, 1, 1});
       sample_ok = sample_block.view({R, 1, 1, m}).ne(block_c).logical_and(n_real.gt(0).view({R, 1, 1, 1}));
       log_weight = at::log(n_real.to(q_RND.scalar_type()).clamp_min(1) / static_cast<double>(m)).view({R, 1, 1});

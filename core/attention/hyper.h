@@ -19,6 +19,9 @@
 // (batched), the lower-left quadrant (second-half queries, first-half keys) by the non-causal
 // algorithm, merged into the second half. Exact at N <= min_seq_len.
 // Padding keys are masked everywhere (the reference attends to its zero padding with logit 0).
+// Causality: no key or value after i reaches row i, but which key block a query meets in a
+// lower-left quadrant depends on the hashes of the other queries there, later ones included (as in
+// the reference); tests perturb keys and values only.
 // Options: {"method": "hyper", "block_size": 256, "sample_size": 256, "n_projections": 7,
 //           "min_seq_len": 4096, "bucket_order": "gray"}.
 // Exact: block_size >= M (one block, no sampling) or N < min_seq_len (causal: N <= min_seq_len).

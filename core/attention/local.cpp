@@ -62,7 +62,9 @@ AttentionCost LocalAttention::cost(const AttentionShape& s) const {
   const int64_t entries = R * g.n_tiles * g.tile * g.span;
   AttentionCost cost;
   cost.score_entries = entries;
-  cost.buffers = {{"logits", entries * e},
+  cost.buffers = {{"key_spans", R * g.n_tiles * g.span * s.head_dim * e},  // matmul copies the unfolded view
+                  {"value_spans", R * g.n_tiles * g.span * s.value_dim * e},
+                  {"logits", entries * e},
                   {"probs", entries * e},
                   {"out", R * g.n_tiles * g.tile * s.value_dim * e},
                   {"lse", R * s.n_queries * e}};

@@ -87,7 +87,9 @@ at::Tensor newton_schulz_pinv(const at::Tensor& k_RMM, int64_t iterations) {
   const at::Tensor abs_k = k_RMM.abs();
   const at::Tensor max_col = abs_k.sum(-2).amax(-1, true).unsqueeze(-1);  // [R, 1, 1]
   const at::Tensor max_row = abs_k.sum(-1).amax(-1, true).unsqueeze(-1);
-  at::Tensor z = k_RMM.transpose(-1, -2) / (max_col * max_row).clamp_min(1e-300);
+  // a row whose kernel is all zeros (every landmark masked) keeps Z = 0 instead of 0/0
+  const at::Tensor denominator = max_col * max_row;
+  at::Tensor z = k_RMM.transpose(-1, -2) / at::where(denominator.gt(0), denominator, at::ones({}, denominator.options()));
   const at::Tensor eye = at::eye(m, k_RMM.options());
   for (int64_t i = 0; i < iterations; ++i) {
     const at::Tensor kz = at::matmul(k_RMM, z);

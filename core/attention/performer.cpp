@@ -85,9 +85,12 @@ at::Tensor linear_attention_sums(const at::Tensor& fq_RNF, const at::Tensor& fk_
   const at::Tensor v1 = pad_tokens(v1_RME1, nT * T).view({R, nT, T, E1});
   const at::Tensor tril_TT = at::ones({T, T}, fq_RNF.options().dtype(at::kBool)).tril();
   const at::Tensor inside = at::matmul(at::matmul(fq, fk.transpose(-1, -2)).masked_fill(tril_TT.logical_not(), 0), v1);
-  // exclusive prefix sum over blocks of sum_j fk_j v1_j^T
+  // exclusive prefix sum over blocks of sum_j fk_j v1_j^T, as a shifted cumsum: subtracting a
+  // block's own sum from an inclusive one would lose the earlier blocks' mass (features are
+  // exponentials, so block sums differ by orders of magnitude) and let a later key change it
   const at::Tensor summaries = at::matmul(fk.transpose(-1, -2), v1);  // [R, nT, F, E1]
-  const at::Tensor before = summaries.cumsum(1) - summaries;
+  const at::Tensor before =
+      at::cat({at::zeros_like(summaries.narrow(1, 0, 1)), summaries.narrow(1, 0, nT - 1)}, 1).cumsum(1);
   return (inside + at::matmul(fq, before)).reshape({R, nT * T, E1}).narrow(1, 0, N);
 }
 
@@ -108,7 +111,10 @@ AttentionOutput PerformerAttention::forward_impl(const AttentionInputs& in, at::
   const at::Tensor k_shift = proj_k.masked_fill(k_keep_RM.logical_not().unsqueeze(-1), -INFINITY)
                                  .amax({1, 2}, true).nan_to_num(0, 0, 0).detach();
   const at::Tensor fq = at::exp(proj_q - q_shift) * inv_sqrt_f;
-  const at::Tensor fk = at::exp(proj_k - k_shift) * inv_sqrt_f * k_keep_RM.unsqueeze(-1).to(fq.scalar_type());
+  // padded keys: -inf before exp gives exact zeros (multiplying by the mask after exp could meet an
+  // overflowed exp(0 - k_shift) and make inf * 0 = NaN)
+  const at::Tensor fk =
+      at::exp((proj_k - k_shift).masked_fill(k_keep_RM.logical_not().unsqueeze(-1), -INFINITY)) * inv_sqrt_f;
   const at::Tensor v1 = at::constant_pad_nd(in.v_BHME.reshape({R, M, E}), {0, 1}, 1.0);
   const at::Tensor sums = linear_attention_sums(fq, fk, v1, in.causal, options_.block);
   const at::Tensor den = sums.narrow(-1, E, 1);

@@ -9,6 +9,10 @@
 // Options: {"method": "performer", "features": 256, "orthogonal": true, "block": 256}.
 // Features are drawn from the passed generator on every call. No lse (the estimate has none).
 // Padded keys get zero features. Rows whose keys are all padded come out as zeros.
+// Causal caveat (as in the reference): the key stabiliser is one maximum over the row's keys, future
+// ones included, so a key of much larger norm than the others can underflow earlier keys' features;
+// with inputs of moderate norm it only rescales. Training memory: autograd keeps the features and
+// block summaries; cost() counts the inference buffers.
 // The estimate is unbiased per weight; its error shrinks like 1/sqrt(features), which the tests pin.
 // Shapes: as attention_method.h; features [R, N, m], [R, M, m]; summaries [R, m, E+1].
 // Tested by tests/test_peers.cpp (error falls with features, causal == non-causal last row,

@@ -115,6 +115,11 @@ std::vector<std::string> PolysketchAttention::unsupported_reasons(const Attentio
   if (options_.local_exact && request.shape.n_queries != request.shape.n_keys)
     reasons.push_back(fmt::format("local_exact needs diagonal blocks, so N == M; got N={} M={}",
                                   request.shape.n_queries, request.shape.n_keys));
+  if (options_.sketch == "exact" && request.shape.head_dim > 16)
+    reasons.push_back(fmt::format("sketch 'exact' has D^2 = {} features per token and summaries of D^4 = {} entries "
+                                  "each; it is the exactness check for small heads (D <= 16), use sketch 'gaussian'",
+                                  request.shape.head_dim * request.shape.head_dim,
+                                  static_cast<int64_t>(std::pow(request.shape.head_dim, 4))));
   return reasons;
 }
 
@@ -198,17 +203,27 @@ AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at:
       const at::Tensor h = summary(b);
       before = before.defined() ? before + h : h;
     }
+  } else if (diagonal_blocks) {
+    // off-diagonal mass = prefix + suffix of the block summaries (not total - own: degree-4 weights
+    // span many orders of magnitude and the subtraction would lose the smaller blocks)
+    std::vector<at::Tensor> h;
+    for (int64_t b = 0; b < nTk; ++b) h.push_back(summary(b));
+    std::vector<at::Tensor> suffix(static_cast<size_t>(nTk + 1));
+    for (int64_t b = nTk - 1; b >= 0; --b)
+      suffix[static_cast<size_t>(b)] = suffix[static_cast<size_t>(b + 1)].defined() ? h[static_cast<size_t>(b)] + suffix[static_cast<size_t>(b + 1)] : h[static_cast<size_t>(b)];
+    at::Tensor prefix;
+    for (int64_t b = 0; b < nTq; ++b) {
+      at::Tensor off = suffix[static_cast<size_t>(b + 1)];
+      if (prefix.defined()) off = off.defined() ? prefix + off : prefix;
+      at::Tensor part = at::matmul(block_weights(b), block_of(v1, b));
+      if (off.defined()) part = part + at::matmul(self_tensor(block_of(fq, b)), off);
+      sums.push_back(part);
+      prefix = prefix.defined() ? prefix + h[static_cast<size_t>(b)] : h[static_cast<size_t>(b)];
+    }
   } else {
     at::Tensor total = summary(0);
     for (int64_t b = 1; b < nTk; ++b) total = total + summary(b);
-    for (int64_t b = 0; b < nTq; ++b) {
-      if (diagonal_blocks) {
-        sums.push_back(at::matmul(block_weights(b), block_of(v1, b)) +
-                       at::matmul(self_tensor(block_of(fq, b)), total - summary(b)));
-      } else {
-        sums.push_back(at::matmul(self_tensor(block_of(fq, b)), total));
-      }
-    }
+    for (int64_t b = 0; b < nTq; ++b) sums.push_back(at::matmul(self_tensor(block_of(fq, b)), total));
   }
   const at::Tensor sums_RNE1 = at::cat(sums, 1).narrow(1, 0, N);
   const at::Tensor out_RNE = sums_RNE1.narrow(-1, 0, E) / (1 + sums_RNE1.narrow(-1, E, 1));

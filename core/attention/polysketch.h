@@ -22,7 +22,8 @@
 // Options: {"method": "polysketch", "sketch_size": 64, "block": 256, "local_exact": false,
 //           "sketch": "gaussian"|"exact", "target": "softmax"|"polynomial"}; target names the
 // function the fidelity pipeline reports as rel_fro_error (it reports both).
-// No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/test_peers.cpp
+// Training memory: autograd keeps every block's r^2 self-tensors (about 2 N r^2 entries per row,
+// more than N^2 for N < 2 r^2); cost() counts the inference buffers. No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/test_peers.cpp
 // (exact-sketch limit, block independence, causality, padding, gradients) and
 // tests/python/test_polysketch_numpy.py (an independent NumPy implementation on our draws).
 #pragma once

@@ -87,11 +87,8 @@ int64_t ReformerAttention::buckets_for(int64_t N) const {
 }
 
 std::vector<std::string> ReformerAttention::unsupported_reasons(const AttentionRequest& request) const {
-  auto reasons = AttentionMethod::unsupported_reasons(request);
-  if (options_.chunk_size > request.shape.n_queries)
-    reasons.push_back(fmt::format("chunk_size {} is larger than the {} queries (use at most {})", options_.chunk_size,
-                                  request.shape.n_queries, request.shape.n_queries));
-  return reasons;
+  // chunk_size > N is one chunk of all N queries (a sweep over lengths may meet short N)
+  return AttentionMethod::unsupported_reasons(request);
 }
 
 AttentionCost ReformerAttention::cost(const AttentionShape& s) const {
@@ -137,8 +134,8 @@ AttentionOutput ReformerAttention::forward_impl(const AttentionInputs& in, at::G
   {
     at::NoGradGuard no_grad;
     // bucket then position: the stable sort keeps positions in order inside a bucket
-    perm_q = balanced_slots(sort_by_hash(angular_buckets(q_RND, rotations), q_keep_RN), N, L, Cq);  // [R, #, Np]
-    perm_k = balanced_slots(sort_by_hash(angular_buckets(k_RMD, rotations), k_keep_RM), M, L, Ck);  // [R, #, Mp]
+    perm_q = balanced_slots(sort_by_hash(angular_buckets(q_RND, rotations), q_keep_RN), q_keep_RN, N, L, Cq);  // [R, #, Np]
+    perm_k = balanced_slots(sort_by_hash(angular_buckets(k_RMD, rotations), k_keep_RM), k_keep_RM, M, L, Ck);  // [R, #, Mp]
   }
   // key window of query chunk c: key chunks c and c-1 (cyclic)
   const auto window = [&](const at::Tensor& x_RHLCX) {

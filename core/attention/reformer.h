@@ -8,7 +8,10 @@
 // in n_ij rounds gets its logit lowered by log(n_ij) in each, so the merge is a softmax over the
 // union of the pairs met (each counted once). Self-exclusion is not applied (q and k differ).
 // Causal: key j > i masked (which past keys a query meets still depends on every token's hash,
-// as in the paper). Padded keys sort last and are masked.
+// as in the paper; only values are strictly causal). Since q and k are sorted separately, a causal
+// query may meet no key j <= i in any round (most likely for early positions); its row is then 0
+// (the shared-QK paper falls back to the token itself, which has no meaning when q != k).
+// Padded keys sort last and are masked; chunk_size > N means one chunk.
 // Options: {"method": "reformer", "chunk_size": 64, "n_rounds": 2, "n_buckets": 0 (= 2 ceil(N/chunk),
 // the paper's 2N/chunk; 1 = no hashing)}. Exact: n_buckets = 1 and chunk_size >= N.
 // memory_fraction = rounds * L * Cq * 2Ck / (N M) ~ rounds * 2 * chunk / M.

@@ -20,7 +20,9 @@ AttentionCost SdpaAttention::cost(const AttentionShape& s) const {
   const int64_t R = s.batch * s.heads, e = s.element_bytes;
   AttentionCost cost;
   cost.score_entries = R * s.n_queries * s.n_keys;
-  cost.buffers = {{"out", R * s.n_queries * s.value_dim * e}, {"row_stats", 2 * R * s.n_queries * e}};
+  cost.buffers = {{"out", R * s.n_queries * s.value_dim * e},
+                  {"row_stats", 2 * R * s.n_queries * e},
+                  {"mask_if_padded_and_causal", s.batch * s.n_queries * s.n_keys}};
   for (const auto& b : cost.buffers) cost.analytic_bytes += b.bytes;
   cost.memory_fraction = 1.0;
   return cost;
@@ -38,8 +40,11 @@ AttentionOutput SdpaAttention::forward_impl(const AttentionInputs& in, at::Gener
   }
   at::Tensor keep_B1NM = in.key_keep_BM->view({B, 1, 1, M});
   if (in.causal) keep_B1NM = keep_B1NM.logical_and(at::ones({N, M}, keep_B1NM.options()).tril().view({1, 1, N, M}));
-  at::Tensor out = at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME, keep_B1NM, 0.0, false, in.scale);
   const at::Tensor has_key = keep_B1NM.any(-1, true);  // [B, 1, 1 or N, 1]
+  // a row with no key gets an all-true mask row (some library versions give NaN, and NaN
+  // gradients, for fully masked rows) and is zeroed afterwards
+  keep_B1NM = keep_B1NM.logical_or(has_key.logical_not());
+  at::Tensor out = at::scaled_dot_product_attention(in.q_BHND, in.k_BHMD, in.v_BHME, keep_B1NM, 0.0, false, in.scale);
   result.out_BHNE = at::where(has_key, out, at::zeros({}, out.options()));
   return result;
 }

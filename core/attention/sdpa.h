@@ -1,7 +1,7 @@
 // sdpa: LibTorch's at::scaled_dot_product_attention (its fused CPU/CUDA kernels) behind the
 // harness interface, so every pipeline can put the library baseline beside dense and the others.
 // Exact; padding via a boolean mask, causal via the mask as well when padded (is_causal alone
-// otherwise). Rows with no key to attend to come out as zeros (the library gives NaN there).
+// otherwise). Rows with no key to attend to come out as zeros (some library versions give NaN).
 // No lse (the public op does not return it). Options: {"method": "sdpa"}.
 // Tested by tests/test_peers.cpp (equals the float64 loop oracle with padding and causal masks).
 #pragma once

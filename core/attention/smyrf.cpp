@@ -172,8 +172,8 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
     q_hash_RNH = projection_hash(q_RND, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
     k_hash_RMH = projection_hash(k_RMD, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
   }
-  clusters.perm_q_RHN = balanced_slots(sort_by_hash(q_hash_RNH, q_keep_RN), N, g.n_clusters, g.q_cluster_size);
-  clusters.perm_k_RHM = balanced_slots(sort_by_hash(k_hash_RMH, k_keep_RM), M, g.n_clusters, g.k_cluster_size);
+  clusters.perm_q_RHN = balanced_slots(sort_by_hash(q_hash_RNH, q_keep_RN), q_keep_RN, N, g.n_clusters, g.q_cluster_size);
+  clusters.perm_k_RHM = balanced_slots(sort_by_hash(k_hash_RMH, k_keep_RM), k_keep_RM, M, g.n_clusters, g.k_cluster_size);
   return clusters;
 }
 

@@ -44,22 +44,33 @@ at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT) {
                               /*descending=*/false));
 }
 
-at::Tensor balanced_slots(const at::Tensor& sorted_RHP, int64_t T, int64_t L, int64_t C) {
-  std::vector<int64_t> pattern(static_cast<size_t>(L * C));
-  int64_t next_dummy = T;
-  for (int64_t c = 0; c < L; ++c) {
-    const int64_t begin = c * T / L, count = (c + 1) * T / L - begin;
-    for (int64_t o = 0; o < C; ++o) pattern[static_cast<size_t>(c * C + o)] = o < count ? begin + o : next_dummy++;
-  }
-  // slots past the T real-index ranks name dummies directly, so `sorted_RHP` may hold just T ranks
-  const at::Tensor pattern_P = at::tensor(pattern, sorted_RHP.options());
-  const at::Tensor ranks_P = pattern_P.clamp_max(T - 1);
-  return at::where(pattern_P.lt(T), sorted_RHP.narrow(-1, 0, T).index_select(-1, ranks_P), pattern_P);
+at::Tensor balanced_slots(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L, int64_t C) {
+  at::NoGradGuard no_grad;
+  const auto long_opts = sorted_RHP.options().dtype(at::kLong);
+  const int64_t R = sorted_RHP.size(0), P = L * C;
+  // real tokens of each row (they lead the sorted order); the quantiles are taken over them
+  const at::Tensor n_R11 = keep_RT.narrow(1, 0, T).sum(1).to(at::kLong).view({R, 1, 1});
+  const at::Tensor slot_P = at::arange(P, long_opts);
+  const at::Tensor c_P = slot_P.div(C, "floor"), o_P = slot_P.remainder(C);
+  const at::Tensor begin = (c_P * n_R11).div(L, "floor");            // [R, 1, P]
+  const at::Tensor count = ((c_P + 1) * n_R11).div(L, "floor") - begin;
+  const at::Tensor is_real = o_P.lt(count);
+  // filler slots take the padded ranks n.. (then dummies) in slot order: slot s has
+  // begin + min(o, count) real slots before it, so s - that many fillers
+  const at::Tensor rank = at::where(is_real, begin + o_P, n_R11 + slot_P - begin - count);  // [R, 1, P]
+  const at::Tensor rank_RHP = rank.expand({R, sorted_RHP.size(1), P});
+  const at::Tensor token = sorted_RHP.narrow(-1, 0, T).gather(-1, rank_RHP.clamp_max(T - 1));
+  return at::where(rank_RHP.lt(T), token, rank_RHP);
 }
 
 at::Tensor cluster_of_rank(const at::Tensor& ranks, int64_t T, int64_t L) {
   // the largest c with floor(c*T/L) <= s is floor(((s+1)*L - 1) / T)
   return ((ranks + 1) * L - 1).div(T, "floor");
+}
+
+at::Tensor cluster_of_rank(const at::Tensor& ranks_RX, const at::Tensor& n_real_R, int64_t L) {
+  const at::Tensor n = n_real_R.to(at::kLong).clamp_min(1).view({-1, 1});
+  return ((ranks_RX + 1) * L - 1).div(n, "floor");
 }
 
 at::Tensor inverse_permutation(const at::Tensor& perm_RHP) {

@@ -31,17 +31,20 @@ at::Tensor pad_tokens(const at::Tensor& x_RTX, int64_t T_padded);
 // Stable argsort of hash values with unkept tokens forced last: hash_RTH [R, T, #] -> [R, #, T].
 at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT);
 
-// Lays a sorted order out in L clusters of C slots: cluster c takes sorted ranks
-// [floor(c*T/L), floor((c+1)*T/L)) of the T real-index tokens, its other slots take dummies, so
-// that query cluster c and key cluster c cover the same quantiles for any N and M (chunking the
-// padded order instead would misalign them). When C divides T this is plain chunking.
-// sorted_RHP: [R, #, >= T] sorted positions -> token, with the T real-index tokens first; slots
-// beyond them get the dummy indices T, T+1, ... in order.
-at::Tensor balanced_slots(const at::Tensor& sorted_RHP, int64_t T, int64_t L, int64_t C);
+// Lays a sorted order out in L clusters of C slots per row: with n the row's real tokens
+// (keep_RT; they lead the sorted order because unkept ones sort last), cluster c takes sorted ranks
+// [floor(c*n/L), floor((c+1)*n/L)) and its other slots take the padded tokens and then dummies
+// (indices T, T+1, ...), so the result is a permutation of [0, L*C) and query cluster c and key
+// cluster c cover the same quantiles of the real tokens for any N, M and padding (chunking the
+// padded order instead would misalign them and leave clusters of padding only). When C divides
+// n this is plain chunking. sorted_RHP: [R, #, >= T]; keep_RT: [R, >= T] bool.
+at::Tensor balanced_slots(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L, int64_t C);
 
-// The cluster of each sorted rank under balanced_slots: rank s of T is in cluster c with
-// floor(c*T/L) <= s < floor((c+1)*T/L). ranks: any int64 tensor of values in [0, T).
+// The cluster of each sorted rank under balanced_slots: rank s of n real tokens is in cluster c
+// with floor(c*n/L) <= s < floor((c+1)*n/L). The first form takes one n for all; the second one
+// per row (ranks_RX [R, X], n_real_R [R]).
 at::Tensor cluster_of_rank(const at::Tensor& ranks, int64_t T, int64_t L);
+at::Tensor cluster_of_rank(const at::Tensor& ranks_RX, const at::Tensor& n_real_R, int64_t L);
 
 // inverse[r, h, perm[r, h, s]] = s.
 at::Tensor inverse_permutation(const at::Tensor& perm_RHP);

@@ -20,4 +20,9 @@ ProcessMemory read_process_memory();
 // Returns false when the kernel does not allow it; the peak then counts from process start.
 bool reset_peak_rss();
 
+// Memory the process could still get: MemAvailable (free pages plus reclaimable page cache) from
+// /proc/meminfo; free pages alone (_SC_AVPHYS_PAGES, the fallback) would refuse runs that fit on a
+// machine whose page cache is warm.
+int64_t available_memory_bytes();
+
 }  // namespace smyrf

@@ -101,20 +101,6 @@ void reject_speed_sections(const nlohmann::json& config, const std::string& sour
       throw ConfigError(fmt::format("config '{}': the speed pipeline has no '{}' section; remove it", source, key));
 }
 
-// MemAvailable (free pages plus reclaimable page cache) where /proc/meminfo has it: free pages
-// alone (_SC_AVPHYS_PAGES, the fallback) would refuse runs that fit on a machine whose cache is warm.
-int64_t available_memory_bytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string line;
-  while (std::getline(meminfo, line)) {
-    if (line.rfind("MemAvailable:", 0) != 0) continue;
-    std::istringstream fields(line.substr(13));
-    int64_t kib = 0;
-    if (fields >> kib) return kib * 1024;
-  }
-  return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
-}
-
 // Throws when a mode's planned memory (inputs plus the scaled analytic bytes) exceeds the usable
 // share of what is available, before any tensor of the run exists.
 void check_memory_fits(const AttentionMethod& method, const SpeedData& d, const SpeedEval& eval,
