@@ -9,7 +9,7 @@
 // Computed in query tiles: tile t of T queries meets one contiguous span of S keys (an unfolded
 // view of the keys, which the matmul copies: S/T times K and V), so the score buffer is
 // R * ceil(N/T) * T * S, never N x M
-// (sliding: T = ceil(w/4), S = T + w - 1; block: T = S = w).
+// (sliding: T = ceil(w/2), S = T + w - 1; block: T = S = w).
 // Exact (= dense) when block mode has w >= max(N, M), or sliding mode has w >= 2 max(N, M) - 1
 // (non-causal) or w >= N (causal).
 // Shapes: as attention_method.h; R = B*H. Tested by tests/test_peers.cpp (exactness limits vs the

@@ -27,17 +27,28 @@ ReformerGeometry reformer_geometry(int64_t N, int64_t M, int64_t chunk) {
 }
 
 // Bucket of every token per round: argmax over [xW; -xW], as float64 sort keys [R, T, rounds].
+// With b = 2N/chunk buckets the projections are R x T x b/2 per round, quadratic in N: they are
+// made a block of tokens at a time, in the input dtype, and [xW; -xW] is never built (its argmax
+// is the larger of max(xW) and -min(xW)).
 at::Tensor angular_buckets(const at::Tensor& x_RTD, const at::Tensor& rotations_HDb) {
   at::NoGradGuard no_grad;
-  const int64_t R = x_RTD.size(0), T = x_RTD.size(1), rounds = rotations_HDb.size(0);
-  if (rotations_HDb.size(2) == 0) return at::zeros({R, T, rounds}, x_RTD.options().dtype(at::kDouble));
-  const at::Tensor x = x_RTD.detach().to(at::kDouble);
-  std::vector<at::Tensor> per_round;
+  const int64_t R = x_RTD.size(0), T = x_RTD.size(1), rounds = rotations_HDb.size(0), half = rotations_HDb.size(2);
+  at::Tensor buckets = at::zeros({R, T, rounds}, x_RTD.options().dtype(at::kDouble));
+  if (half == 0) return buckets;
+  const at::Tensor x = x_RTD.detach();
+  const int64_t step = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, R * half));
   for (int64_t h = 0; h < rounds; ++h) {
-    const at::Tensor proj = at::matmul(x, rotations_HDb[h].to(x.device()));  // [R, T, b/2]
-    per_round.push_back(std::get<1>(at::cat({proj, -proj}, -1).max(-1)).to(at::kDouble));
+    const at::Tensor w = rotations_HDb[h].to(x.options());
+    for (int64_t t0 = 0; t0 < T; t0 += step) {
+      const int64_t n = std::min(step, T - t0);
+      const at::Tensor proj = at::matmul(x.narrow(1, t0, n), w);  // [R, n, b/2]
+      const auto [top, top_at] = proj.max(-1);
+      const auto [bottom, bottom_at] = proj.min(-1);
+      const at::Tensor bucket = at::where(top.ge(bottom.neg()), top_at, bottom_at + half);
+      buckets.narrow(1, t0, n).select(2, h).copy_(bucket);
+    }
   }
-  return at::stack(per_round, -1);
+  return buckets;
 }
 
 // Which chunk each token (index < T) lands in, per round; dummies (index >= T) get -1.
