@@ -5,6 +5,7 @@
 
 #include "core/attention/smyrf.h"
 #include "core/lsh/asymmetric_transform.h"
+#include "core/lsh/balanced_clusters.h"
 #include "core/lsh/projection_hash.h"
 #include "tests/support/attention_test_support.h"
 
@@ -79,6 +80,26 @@ TEST(BalancedClustering, ClustersEqualSortingTheExplicitTransformAlongEachDirect
         EXPECT_TRUE(at::equal(ours_k, std::get<0>(order_k.narrow(0, lo, n).sort()))) << "key cluster " << cluster;
       }
     }
+}
+
+}  // namespace
+}  // namespace smyrf
+
+namespace smyrf {
+namespace {
+
+TEST(BalancedClusters, RadixArgsortEqualsAStableComparisonSort) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+  for (const auto dtype : {at::kFloat, at::kDouble}) {
+    // many ties (small integers), negative values, both zeros, and unkept tokens
+    at::Tensor hash = at::randint(-20, 20, {3, 1013, 2}, gen, at::TensorOptions().dtype(at::kLong)).to(dtype) * 0.25;
+    hash.select(2, 1).copy_(at::normal(0, 1e3, {3, 1013}, gen, at::TensorOptions().dtype(at::kDouble)).to(dtype));
+    const at::Tensor keep = at::rand({3, 1013}, gen, at::TensorOptions().dtype(at::kDouble)).gt(0.2);
+    const at::Tensor expected = std::get<1>(at::sort(
+        hash.masked_fill(keep.logical_not().unsqueeze(-1), std::numeric_limits<double>::infinity()).transpose(1, 2),
+        std::optional<bool>(true), -1, false));
+    EXPECT_TRUE(at::equal(sort_by_hash(hash, keep), expected)) << dtype;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,11 @@
 #include "core/util/check.h"
 #include <ATen/core/grad_mode.h>
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -35,8 +40,73 @@ at::Tensor pad_tokens(const at::Tensor& x_RTX, int64_t T_padded) {
   return T_padded > T ? at::constant_pad_nd(x_RTX, {0, 0, 0, T_padded - T}, 0) : x_RTX;
 }
 
+namespace {
+
+// Order-preserving map of a float to an unsigned integer (negative floats reversed), so that an
+// integer radix sort orders floats; unkept tokens get the largest key and so sort last.
+inline uint32_t radix_key(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+inline uint64_t radix_key(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x8000000000000000ull) ? ~bits : (bits | 0x8000000000000000ull);
+}
+
+// Stable LSD radix argsort of each (row, hash) column of hash_RTH, 8 bits per pass: the same
+// order as a stable comparison sort (ties keep token order) in O(T) per column instead of
+// O(T log T); at N = 16384 it is several times faster than LibTorch's stable sort.
+template <class Scalar>
+void radix_argsort_rows(const at::Tensor& hash_RTH, const at::Tensor& keep_RT, at::Tensor& perm_RHT) {
+  using Key = decltype(radix_key(Scalar{}));
+  const int64_t R = hash_RTH.size(0), T = hash_RTH.size(1), H = hash_RTH.size(2);
+  const Scalar* hash = hash_RTH.data_ptr<Scalar>();
+  const bool* keep = keep_RT.data_ptr<bool>();
+  int64_t* perm = perm_RHT.data_ptr<int64_t>();
+  at::parallel_for(0, R * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Key> keys(static_cast<size_t>(T)), keys_tmp(static_cast<size_t>(T));
+    std::vector<int64_t> idx(static_cast<size_t>(T)), idx_tmp(static_cast<size_t>(T));
+    for (int64_t rh = begin; rh < end; ++rh) {
+      const int64_t r = rh / H, h = rh % H;
+      for (int64_t t = 0; t < T; ++t) {
+        keys[static_cast<size_t>(t)] = keep[r * T + t] ? radix_key(hash[(r * T + t) * H + h]) : ~Key{0};
+        idx[static_cast<size_t>(t)] = t;
+      }
+      for (unsigned shift = 0; shift < 8 * sizeof(Key); shift += 8) {
+        std::array<int64_t, 257> offset{};
+        for (int64_t t = 0; t < T; ++t) ++offset[((keys[static_cast<size_t>(t)] >> shift) & 0xFF) + 1];
+        if (offset[1] == T || std::count(offset.begin() + 1, offset.end(), T) == 1) continue;  // one bucket: no-op
+        for (int b = 0; b < 256; ++b) offset[b + 1] += offset[b];
+        for (int64_t t = 0; t < T; ++t) {
+          const size_t to = static_cast<size_t>(offset[(keys[static_cast<size_t>(t)] >> shift) & 0xFF]++);
+          keys_tmp[to] = keys[static_cast<size_t>(t)];
+          idx_tmp[to] = idx[static_cast<size_t>(t)];
+        }
+        keys.swap(keys_tmp);
+        idx.swap(idx_tmp);
+      }
+      std::copy(idx.begin(), idx.end(), perm + rh * T);
+    }
+  });
+}
+
+}  // namespace
+
 at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT) {
   at::NoGradGuard no_grad;
+  if (hash_RTH.is_cpu() && (hash_RTH.scalar_type() == at::kFloat || hash_RTH.scalar_type() == at::kDouble)) {
+    const at::Tensor hash = hash_RTH.contiguous();
+    const at::Tensor keep = keep_RT.narrow(1, 0, hash.size(1)).contiguous();
+    at::Tensor perm = at::empty({hash.size(0), hash.size(2), hash.size(1)}, hash.options().dtype(at::kLong));
+    if (hash.scalar_type() == at::kFloat) {
+      radix_argsort_rows<float>(hash, keep, perm);
+    } else {
+      radix_argsort_rows<double>(hash, keep, perm);
+    }
+    return perm;
+  }
   const at::Tensor masked =
       hash_RTH.masked_fill(keep_RT.logical_not().unsqueeze(-1), std::numeric_limits<double>::infinity());
   // std::optional spelled out: a plain `true` would pick the sort(dim, descending) overload
