@@ -2,14 +2,42 @@
 #include "core/lsh/asymmetric_transform.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 namespace smyrf {
 
+namespace {
+
+// |x|^2 of every token in one pass without temporaries: LibTorch's square().sum(-1) writes a full
+// copy of x and then reduces a 64-wide inner dim, which took ~40 ms at 8 x 16384 x 64 here.
+at::Tensor squared_norms(const at::Tensor& x_RTD) {
+  if (!x_RTD.is_cpu()) return x_RTD.square().sum(-1);
+  const at::Tensor x = x_RTD.contiguous();
+  const int64_t rows = x.size(0) * x.size(1), D = x.size(2);
+  at::Tensor out = at::empty({x.size(0), x.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "squared_norms", [&] {
+    const scalar_t* src = x.data_ptr<scalar_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* row = src + i * D;
+        scalar_t acc = 0;
+        for (int64_t d = 0; d < D; ++d) acc += row[d] * row[d];
+        dst[i] = acc;
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
 XboxPlusExtensions xbox_plus_extensions(const at::Tensor& q_RND, const at::Tensor& k_RMD) {
   at::NoGradGuard no_grad;
-  const at::Tensor q_norm2_RN = q_RND.square().sum(-1);
-  const at::Tensor k_norm2_RM = k_RMD.square().sum(-1);
+  const at::Tensor q_norm2_RN = squared_norms(q_RND.detach());
+  const at::Tensor k_norm2_RM = squared_norms(k_RMD.detach());
   const at::Tensor max2_R1 = q_norm2_RN.amax(-1, true) + k_norm2_RM.amax(-1, true);
   // clamp: rounding can make M^2 - |x|^2 slightly negative for the arg-max vector
   return {(max2_R1 - q_norm2_RN).clamp_min(0).sqrt(), (max2_R1 - k_norm2_RM).clamp_min(0).sqrt()};
