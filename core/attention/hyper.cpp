@@ -2,14 +2,13 @@
 #include "core/attention/hyper.h"
 
 #include <ATen/ATen.h>
-#include <fmt/format.h>
-
-#include "core/util/check.h"
 #include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
 
 #include <cmath>
 
 #include "core/lsh/balanced_clusters.h"
+#include "core/util/check.h"
 #include "core/util/json_options.h"
 
 namespace smyrf {

@@ -2,12 +2,11 @@
 #include "core/attention/local.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 
-#include "core/util/check.h"
-#include <ATen/core/grad_mode.h>
-
 #include "core/lsh/balanced_clusters.h"
+#include "core/util/check.h"
 #include "core/util/json_options.h"
 
 namespace smyrf {

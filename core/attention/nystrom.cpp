@@ -4,9 +4,8 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "core/util/check.h"
-
 #include "core/lsh/balanced_clusters.h"
+#include "core/util/check.h"
 #include "core/util/json_options.h"
 
 namespace smyrf {

@@ -2,10 +2,8 @@
 #include "core/attention/smyrf.h"
 
 #include <ATen/ATen.h>
-#include <fmt/format.h>
-
-#include "core/util/check.h"
 #include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
 
 #include <limits>
 #include <tuple>
@@ -15,6 +13,7 @@
 #include "core/lsh/asymmetric_transform.h"
 #include "core/lsh/balanced_clusters.h"
 #include "core/lsh/projection_hash.h"
+#include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
 

@@ -2,12 +2,9 @@
 #include "core/lsh/balanced_clusters.h"
 
 #include <ATen/ATen.h>
-#include <fmt/format.h>
-
-#include "core/util/check.h"
-#include <ATen/core/grad_mode.h>
-
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +12,8 @@
 #include <limits>
 #include <tuple>
 #include <vector>
+
+#include "core/util/check.h"
 
 namespace smyrf {
 

@@ -103,29 +103,38 @@ void reject_speed_sections(const nlohmann::json& config, const std::string& sour
 
 // Throws when a mode's planned memory (inputs plus the scaled analytic bytes) exceeds the usable
 // share of what is available, before any tensor of the run exists.
-void check_memory_fits(const AttentionMethod& method, const SpeedData& d, const SpeedEval& eval,
+// Returns whether forward+backward fits too (when asked for); a forward that does not fit throws.
+bool check_memory_fits(const AttentionMethod& method, const SpeedData& d, const SpeedEval& eval,
                        const AttentionCost& cost) {
   const AttentionShape s = d.shape();
   const double input_bytes = static_cast<double>(s.batch * s.heads * s.n_queries) *
                              static_cast<double>(2 * s.head_dim + s.value_dim) * static_cast<double>(s.element_bytes);
   const double analytic = static_cast<double>(cost.analytic_bytes);
+  // an exact method's analytic bytes count logits and probabilities, but without autograd dense
+  // turns one into the other in place: one score matrix is what its forward holds
+  const double forward_bytes =
+      method.capabilities().exact
+          ? std::min(analytic, static_cast<double>(cost.score_entries) * static_cast<double>(s.element_bytes))
+          : analytic;
   const double backward_factor = method.capabilities().exact ? kExactBackwardMemoryFactor : kApproxBackwardMemoryFactor;
-  struct Need {
-    const char* mode;
-    double factor, bytes;
-  };
-  std::vector<Need> needs = {{"forward", kForwardMemoryFactor, input_bytes + kForwardMemoryFactor * analytic}};
-  // backward adds the q/k/v gradients, the same size as the inputs
-  if (eval.backward) needs.push_back({"forward+backward", backward_factor, 2 * input_bytes + backward_factor * analytic});
   const double available = static_cast<double>(available_memory_bytes());
-  for (const Need& need : needs) {
-    if (need.bytes <= kUsableMemoryShare * available) continue;
-    throw Error(fmt::format(
-        "{} at N={} (B={}, H={}, D={}) needs about {:.1f} GiB for {} ({:.2f} GiB analytic x {} + inputs) but only "
-        "{:.1f} GiB are available ({:.0f}% may be used); lower data.n_queries or drop this run from the sweep",
-        method.name(), s.n_queries, s.batch, s.heads, s.head_dim, need.bytes / kGiB, need.mode, analytic / kGiB,
-        need.factor, available / kGiB, 100 * kUsableMemoryShare));
-  }
+  const auto message = [&](const char* mode, double need, double base, double factor) {
+    return fmt::format("{} at N={} (B={}, H={}, D={}) needs about {:.1f} GiB for {} ({:.2f} GiB analytic x {} + "
+                       "inputs) but only {:.1f} GiB are available ({:.0f}% may be used)",
+                       method.name(), s.n_queries, s.batch, s.heads, s.head_dim, need / kGiB, mode, base / kGiB, factor,
+                       available / kGiB, 100 * kUsableMemoryShare);
+  };
+  const double forward_need = input_bytes + kForwardMemoryFactor * forward_bytes;
+  if (forward_need > kUsableMemoryShare * available)
+    throw Error(message("forward", forward_need, forward_bytes, kForwardMemoryFactor) +
+                "; lower data.n_queries or drop this run from the sweep");
+  if (!eval.backward) return false;
+  // backward adds the q/k/v gradients, the same size as the inputs
+  const double backward_need = 2 * input_bytes + backward_factor * analytic;
+  if (backward_need <= kUsableMemoryShare * available) return true;
+  fmt::print(stderr, "{}; timing the forward only (forward+backward metrics are NaN)\n",
+             message("forward+backward", backward_need, analytic, backward_factor));
+  return false;
 }
 
 struct ModeMeasurement {
@@ -193,16 +202,16 @@ class SpeedPipeline : public Pipeline {
         resolve_memory_budget(config.value("attention", nlohmann::json::object()), d.shape(), "attention", ctx.source);
     const auto method = make_attention(budget.attention, "attention", ctx.source);
     const AttentionCost cost = method->cost(d.shape());
-    check_memory_fits(*method, d, eval, cost);
+    const bool backward = check_memory_fits(*method, d, eval, cost);
 
     // Step 1: inputs, drawn directly in the run's dtype so no float64 copy inflates the baseline.
     auto data_gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.seed));
     const auto options = at::TensorOptions().dtype(d.scalar_type());
     const int64_t B = d.batch, H = d.heads, N = d.n_queries, D = d.head_dim, E = d.resolved_value_dim();
     AttentionInputs inputs;
-    inputs.q_BHND = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(eval.backward);
-    inputs.k_BHMD = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(eval.backward);
-    inputs.v_BHME = at::normal(0, 1, {B, H, N, E}, data_gen, options).requires_grad_(eval.backward);
+    inputs.q_BHND = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(backward);
+    inputs.k_BHMD = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(backward);
+    inputs.v_BHME = at::normal(0, 1, {B, H, N, E}, data_gen, options).requires_grad_(backward);
     inputs.causal = d.causal;
     const uint64_t seed = config.value("seed", 0);
     auto forward = [&] {
@@ -222,7 +231,7 @@ class SpeedPipeline : public Pipeline {
     // Step 3: forward + backward, each call into fresh gradients (accumulating into old ones
     // would measure an add instead of an allocation, and hide the gradients' memory).
     ModeMeasurement fwd_bwd;
-    if (eval.backward) {
+    if (backward) {
       const auto reset_grads = [&] {
         out = AttentionOutput{};
         for (const at::Tensor* x : {&inputs.q_BHND, &inputs.k_BHMD, &inputs.v_BHME}) x->mutable_grad().reset();
@@ -236,10 +245,10 @@ class SpeedPipeline : public Pipeline {
     RunResult result;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     result.metrics["forward_time_s"] = {fwd.median_s, "s", false};
-    result.metrics["forward_backward_time_s"] = {eval.backward ? fwd_bwd.median_s : nan, "s", false};
+    result.metrics["forward_backward_time_s"] = {backward ? fwd_bwd.median_s : nan, "s", false};
     result.metrics["tokens_per_s"] = {static_cast<double>(B * N) / fwd.median_s, "1/s", true};
     result.metrics["forward_peak_rss_delta_bytes"] = {fwd.peak_rss_delta_bytes, "bytes", false};
-    result.metrics["forward_backward_peak_rss_delta_bytes"] = {eval.backward ? fwd_bwd.peak_rss_delta_bytes : nan,
+    result.metrics["forward_backward_peak_rss_delta_bytes"] = {backward ? fwd_bwd.peak_rss_delta_bytes : nan,
                                                                "bytes", false};
     result.metrics["memory_fraction"] = {cost.memory_fraction, "fraction", false};
     result.metrics["score_entries"] = {static_cast<double>(cost.score_entries), "count", false};
