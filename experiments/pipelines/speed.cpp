@@ -7,8 +7,10 @@
 // Each mode runs eval.warmup untimed calls, resets the RSS high-water mark, then eval.repeats
 // timed calls; time = median, peak memory = high-water mark minus the RSS at the reset.
 // Before anything is allocated the method's analytic bytes (method->cost) are compared with the
-// memory the machine has available, so a sweep point that cannot fit fails with a message
-// instead of the worker being killed by the OOM killer.
+// memory the machine has available, so a forward that cannot fit fails with a message instead of
+// the worker being killed by the OOM killer; a forward+backward that cannot fit is skipped (NaN)
+// and the forward is still timed. memory_budget in the attention object is resolved first
+// (core/attention/memory_budget.h) and logged.
 // Metrics: forward_time_s, forward_backward_time_s, tokens_per_s, forward_peak_rss_delta_bytes,
 // forward_backward_peak_rss_delta_bytes, memory_fraction, score_entries, analytic_bytes, threads
 // (definitions in results/README.md). Any registered method works: it is built through the registry.
@@ -18,13 +20,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
