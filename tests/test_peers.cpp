@@ -189,20 +189,27 @@ TEST(Polysketch, WeightsAreNonNegativeAndTheSketchIsUnbiasedForDegreeTwo) {
   const AttentionInputs in = random_inputs(1, 1, 64, 64, 8, 4, at::kDouble, 2, 2.0);
   const at::Tensor out = run(*method_of({{"method", "polysketch"}, {"sketch_size", 8}}), in, 1).out_BHNE;
   EXPECT_LE(out.norm(2, -1).max().item<double>(), in.v_BHME.norm(2, -1).max().item<double>() + 1e-12);
-  // E<phi(q), phi(k)> = <q', k'>^2: average the sketched inner product over many seeds
-  const at::Tensor q = at::randn({8}, make_generator(3), at::kDouble), k = at::randn({8}, make_generator(4), at::kDouble);
+  // E<phi(q), phi(k)> = <q', k'>^2 over the sketches our forward draws: one query and one key, so
+  // the output o = w v / (1 + w) gives back each draw's weight w = <phi(q), phi(k)>^2, which must
+  // equal the weight computed here from the returned draws with the documented scale
+  AttentionInputs pair = random_inputs(1, 1, 1, 1, 8, 1, at::kDouble, 3);
+  pair.v_BHME = at::ones_like(pair.v_BHME);
+  const double s = 1.0 / std::sqrt(8.0);
+  const at::Tensor q = pair.q_BHND.view({8}) * std::sqrt(s), k = pair.k_BHMD.view({8}) * std::sqrt(s);
+  const auto sketch = method_of({{"method", "polysketch"}, {"sketch_size", 32}});
   double mean = 0;
   const int trials = 4000;
   for (int t = 0; t < trials; ++t) {
-    auto gen = make_generator(100 + t);
-    const at::Tensor s1 = at::normal(0, 1, {8, 32}, gen, at::TensorOptions().dtype(at::kDouble));
-    const at::Tensor s2 = at::normal(0, 1, {8, 32}, gen, at::TensorOptions().dtype(at::kDouble));
-    const at::Tensor fq = at::matmul(q, s1) * at::matmul(q, s2) / std::sqrt(32.0);
-    const at::Tensor fk = at::matmul(k, s1) * at::matmul(k, s2) / std::sqrt(32.0);
-    mean += at::dot(fq, fk).item<double>() / trials;
+    const AttentionOutput o = run(*sketch, pair, 100 + t);
+    const at::Tensor s1 = o.aux.at("sketch_1_DR"), s2 = o.aux.at("sketch_2_DR");
+    const double inner = at::dot(at::matmul(q, s1) * at::matmul(q, s2), at::matmul(k, s1) * at::matmul(k, s2))
+                             .item<double>() / 32.0;
+    const double out = o.out_BHNE.item<double>();
+    ASSERT_NEAR(out / (1 - out), inner * inner, 1e-9 * (1 + inner * inner)) << "draw " << t;
+    mean += inner / trials;
   }
   const double target = std::pow(at::dot(q, k).item<double>(), 2);
-  EXPECT_NEAR(mean, target, 0.1 * std::abs(target) + 0.05) << "sketch draws as polysketch.cpp draws them";
+  EXPECT_NEAR(mean, target, 0.1 * std::abs(target) + 0.05) << "unbiased for degree 2";
   // and our forward uses exactly those draws: the aux tensors are returned
   const AttentionOutput o = run(*method_of({{"method", "polysketch"}}), in, 1);
   ASSERT_TRUE(o.aux.count("sketch_1_DR") && o.aux.count("sketch_2_DR"));

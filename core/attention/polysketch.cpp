@@ -58,7 +58,7 @@ AttentionCost PolynomialAttention::cost(const AttentionShape& s) const {
 
 AttentionOutput PolynomialAttention::forward_impl(const AttentionInputs& in, at::Generator& /*generator*/) const {
   const AttentionShape s = shape_of(in);
-  const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys;
+  const int64_t B = s.batch, N = s.n_queries, M = s.n_keys;
   at::Tensor w_BHNM = at::matmul(in.q_BHND * in.scale, in.k_BHMD.transpose(-1, -2)).pow(options_.degree);
   at::Tensor keep = at::ones({1, 1, 1, M}, in.q_BHND.options().dtype(at::kBool));
   if (in.key_keep_BM) keep = in.key_keep_BM->view({B, 1, 1, M});
@@ -67,7 +67,6 @@ AttentionOutput PolynomialAttention::forward_impl(const AttentionInputs& in, at:
   AttentionOutput result;
   result.out_BHNE = at::matmul(w_BHNM, in.v_BHME) / (1 + w_BHNM.sum(-1, true));
   result.cost = cost(s);
-  (void)H;
   return result;
 }
 
