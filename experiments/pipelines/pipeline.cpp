@@ -15,11 +15,14 @@ namespace smyrf {
 
 const Pipeline& attention_fidelity_pipeline();
 const Pipeline& speed_pipeline();
+const Pipeline& pretrained_dropin_pipeline();
+const Pipeline& capture_pipeline();
 
 namespace {
 
 const std::vector<const Pipeline*>& pipelines() {
-  static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline()};
+  static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline(),
+                                                             &pretrained_dropin_pipeline(), &capture_pipeline()};
   return kPipelines;
 }
 
@@ -83,6 +86,13 @@ void add_budget_metrics(const BudgetChoice& choice, RunResult& result) {
   if (choice.knob.empty()) return;
   result.metrics["memory_budget"] = {choice.budget, "fraction", false};
   result.metrics["budget_" + choice.knob] = {static_cast<double>(choice.value), "count", false};
+}
+
+void reject_sections(const nlohmann::json& config, const std::string& source, const std::string& pipeline,
+                     std::initializer_list<const char*> keys) {
+  for (const char* key : keys)
+    if (config.contains(key) && !config.at(key).is_null() && !config.at(key).empty())
+      throw ConfigError(fmt::format("config '{}': the {} pipeline has no '{}' section; remove it", source, pipeline, key));
 }
 
 }  // namespace smyrf

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ const Pipeline& find_pipeline(const std::string& name, const std::string& source
 // Worker -> runner transport (JSON file); NaN travels as null.
 nlohmann::json run_result_to_json(const RunResult& result);
 RunResult run_result_from_json(const nlohmann::json& j);
+
+// ConfigError when `config` has a non-empty section among `keys` that pipeline `pipeline` does not read.
+void reject_sections(const nlohmann::json& config, const std::string& source, const std::string& pipeline,
+                     std::initializer_list<const char*> keys);
 
 // Sets LibTorch's intra-op thread count from the config's `threads` (0 = all cores): LibTorch
 // defaults to one thread on these machines.

@@ -1,0 +1,123 @@
+// BM_Encoder (part of smyrf_bench): the whole pretrained all-MiniLM-L6-v2 encoder forward
+// (6 layers, 12 heads, hidden 384; models/all-MiniLM-L6-v2, linked by scripts/setup.sh) on a batch
+// of 8 windows of real text (/usr/share/common-licenses/GPL-3) at N = 128 and 512 tokens, inference
+// (no autograd), with dense, LibTorch SDPA, or SMYRF 2x32 attention in every layer.
+// Counters: tokens/s, peak RSS growth of the timed calls, the attention's memory fraction, and
+// speedup_vs_dense of the same N measured earlier in this run. Before timing, the SDPA and dense
+// encoders must agree (1e-4 max abs on the last hidden states): a wrong model is never timed.
+// Missing model: the case is skipped with a message saying to run scripts/setup.sh.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "core/attention/registry.h"
+#include "core/memory/peak_memory.h"
+#include "core/models/encoder.h"
+#include "core/text/tokenizer.h"
+#include "datasets/text_windows.h"
+
+namespace smyrf {
+namespace {
+
+constexpr int64_t kEncoderBatch = 8;
+
+const std::string& minilm_dir() {
+  static const std::string dir = (std::filesystem::path(SMYRF_SOURCE_DIR) / "models" / "all-MiniLM-L6-v2").string();
+  return dir;
+}
+
+struct EncoderBench {
+  PretrainedEncoder model;
+  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> ids_and_keep;  // by N
+};
+
+EncoderBench* encoder_bench() {
+  static std::unique_ptr<EncoderBench> bench = [] {
+    if (!std::filesystem::is_regular_file(std::filesystem::path(minilm_dir()) / "model.safetensors"))
+      return std::unique_ptr<EncoderBench>();
+    auto b = std::make_unique<EncoderBench>();
+    b->model = load_pretrained_encoder(minilm_dir());
+    const auto tokenizer = load_tokenizer(minilm_dir());
+    for (int64_t n : {128, 512}) {
+      TextWindowOptions options;
+      options.files = {"/usr/share/common-licenses/GPL-3"};
+      options.max_tokens = static_cast<size_t>(n);
+      options.min_tokens = static_cast<size_t>(n);  // full windows only: every row is N tokens
+      options.max_windows = kEncoderBatch;
+      std::vector<Encoding> encodings;
+      for (const TextWindow& w : text_windows(*tokenizer, options)) encodings.push_back(w.encoding);
+      const PaddedBatch padded = pad_batch(encodings, tokenizer->pad_id());
+      const std::vector<int64_t> shape{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
+      b->ids_and_keep[n] = {at::tensor(padded.ids_BN, at::kLong).view(shape),
+                            at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0)};
+    }
+    return b;
+  }();
+  return bench.get();
+}
+
+const std::vector<nlohmann::json>& encoder_methods() {
+  static const std::vector<nlohmann::json> methods = {
+      {{"method", "dense"}}, {{"method", "sdpa"}}, {{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 32}}};
+  return methods;
+}
+
+at::Tensor run_encoder(EncoderBench& b, int64_t N, const nlohmann::json& attention) {
+  b.model.encoder->set_attention(make_attention(attention));
+  const auto& [ids, keep] = b.ids_and_keep.at(N);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  at::NoGradGuard no_grad;
+  return b.model.encoder->forward(ids, std::nullopt, keep, gen).hidden_BNC;
+}
+
+void BM_Encoder(benchmark::State& state) {
+  EncoderBench* b = encoder_bench();
+  if (b == nullptr) {
+    state.SkipWithError(fmt::format("{} is missing: run scripts/setup.sh", minilm_dir()).c_str());
+    return;
+  }
+  const int64_t N = state.range(0);
+  const nlohmann::json& attention = encoder_methods().at(static_cast<size_t>(state.range(1)));
+  static std::map<int64_t, double> dense_seconds;
+  if (state.range(1) == 1) {  // validate once per N, before SDPA is timed
+    const double diff = (run_encoder(*b, N, attention) - run_encoder(*b, N, encoder_methods()[0])).abs().max().item<double>();
+    if (diff > 1e-4) {
+      state.SkipWithError(fmt::format("SDPA and dense encoders differ by {} at N = {}", diff, N).c_str());
+      return;
+    }
+  }
+  const auto& [ids, keep] = b->ids_and_keep.at(N);
+  run_encoder(*b, N, attention);  // warm-up
+  reset_peak_rss();
+  const ProcessMemory before = read_process_memory();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(run_encoder(*b, N, attention).data_ptr());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+  const ProcessMemory after = read_process_memory();
+  const int64_t tokens = keep.sum().item<int64_t>();
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
+  const auto& config = b->model.config;
+  state.counters["memory_fraction"] =
+      make_attention(attention)
+          ->cost({ids.size(0), config.num_attention_heads, N, N, config.head_dim(), config.head_dim(), 4})
+          .memory_fraction;
+  if (state.range(1) == 0) dense_seconds[N] = seconds;
+  if (dense_seconds.count(N)) state.counters["speedup_vs_dense"] = dense_seconds[N] / seconds;
+}
+
+BENCHMARK(BM_Encoder)
+    ->ArgsProduct({{128, 512}, {0, 1, 2}})
+    ->ArgNames({"N", "method"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace smyrf
