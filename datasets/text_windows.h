@@ -1,7 +1,8 @@
 // Real text -> model-sized windows of token ids, for the pretrained pipelines (pretrained_dropin,
 // capture). Each file is one document: tokenized whole (no special tokens), cut into consecutive
 // windows of at most max_tokens ids including the model's special tokens ([CLS] … [SEP] or
-// <s> … </s>); a document's last window is kept when it has at least min_tokens tokens, so windows of
+// <s> … </s>); a document's last window is kept when it has at least min_tokens tokens (special
+// tokens included), so windows of
 // unequal length (and so padding) occur naturally. Windows are taken in file order until max_windows.
 // Missing or unreadable file: IoError naming it; a corpus that yields no window: ConfigError saying
 // which sizes to change. Tested by tests/test_pretrained.cpp.

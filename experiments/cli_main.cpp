@@ -64,17 +64,7 @@ std::vector<std::string> read_lines(const std::string& path) {
   if (!in) throw smyrf::IoError(fmt::format("cannot read input file '{}'", path));
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  const std::string content = buffer.str();
-  std::vector<std::string> lines;
-  for (size_t start = 0; start < content.size();) {
-    size_t end = content.find('\n', start);
-    if (end == std::string::npos) end = content.size();
-    std::string line = content.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    start = end + 1;
-  }
-  return lines;
+  return smyrf::split_lines(buffer.str());
 }
 
 int run_tokenize(const TokenizeArgs& args) {

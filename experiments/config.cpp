@@ -153,6 +153,8 @@ void check_version(std::int64_t version, const std::string& source) {
 void check_seed_and_threads(JsonReader& r, const std::string& source) {
   std::int64_t seed = 0, threads = 0;
   r.get("seed", seed).get("threads", threads);
+  if (seed < 0)
+    throw ConfigError(fmt::format("config '{}': 'seed' must be >= 0, got {}", source, seed));
   if (threads < 0) {
     throw ConfigError(fmt::format("config '{}': 'threads' must be >= 0 (0 uses every core), got {}", source,
                                   threads));

@@ -82,6 +82,20 @@ int64_t encode_to_hdf5(const EncodeRequest& request) {
       if (!line.empty()) encodings.push_back(tokenizer->encode(line, max_length));
     if (encodings.empty()) throw IoError(fmt::format("text file '{}' holds no non-empty line", request.text_path));
   }
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    const Encoding& e = encodings[i];
+    if (static_cast<int64_t>(e.ids.size()) > config.max_tokens())
+      throw ConfigError(fmt::format("sequence {} has {} tokens but model '{}' takes at most {}: truncate it (--max-length)",
+                                    i + 1, e.ids.size(), request.model_dir, config.max_tokens()));
+    for (int64_t id : e.ids)
+      if (id < 0 || id >= config.vocab_size)
+        throw ConfigError(fmt::format("sequence {} holds id {}, outside model '{}''s vocabulary [0, {})", i + 1, id,
+                                      request.model_dir, config.vocab_size));
+    for (int64_t type : e.type_ids)
+      if (type < 0 || type >= config.type_vocab_size)
+        throw ConfigError(fmt::format("sequence {} holds type id {}, but model '{}' has {} token types", i + 1, type,
+                                      request.model_dir, config.type_vocab_size));
+  }
   const PaddedBatch padded = pad_batch(encodings, pad_id);
   const std::vector<int64_t> shape{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
   const at::Tensor ids = at::tensor(padded.ids_BN, at::kLong).view(shape);
@@ -103,6 +117,10 @@ int64_t encode_to_hdf5(const EncodeRequest& request) {
   at::Tensor logits;
   if (has_head) {
     PretrainedClassifier classifier = load_pretrained_classifier(request.model_dir, 0, 0.0, request.seed);
+    // A stored head over a randomly initialised pooler would give logits that mean nothing.
+    if (!classifier.report.not_loaded.empty())
+      throw IoError(fmt::format("model '{}' has a classification head but lacks {}: its logits cannot be reproduced",
+                                request.model_dir, classifier.report.not_loaded.front()));
     classifier.model->to(dtype);
     classifier.model->encoder()->set_attention(method, request.attention_layers);
     encoded = classifier.model->encoder()->forward(ids, type_ids, keep, generator, {true, {}});

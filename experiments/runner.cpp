@@ -36,9 +36,13 @@ std::string tail_of_file(const std::string& path, size_t max_chars) {
   return s;
 }
 
-// Everything of a run's config that decides its result (the output location does not).
+// Everything of a run's config that decides its result. The results file's location does not; other
+// output keys (capture's captured_qkv file) do.
 nlohmann::json identity_of(nlohmann::json config) {
-  config.erase("output");
+  if (config.contains("output") && config["output"].is_object()) {
+    config["output"].erase("path");
+    if (config["output"].empty()) config.erase("output");
+  }
   return config;
 }
 

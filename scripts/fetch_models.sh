@@ -5,6 +5,7 @@
 #   scripts/fetch_models.sh                      bert-base-uncased and roberta-base
 #   scripts/fetch_models.sh bert-large-uncased   any repository with model.safetensors
 #   HF_ENDPOINT=https://mirror.example scripts/fetch_models.sh   a mirror
+#   HF_TOKEN=hf_... scripts/fetch_models.sh some/gated-model      a token for gated repositories
 # Files already present with a non-zero size are kept, so a broken download resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,16 @@ fetch() {  # repo file [required]
   local repo=$1 file=$2 required=${3:-optional} dest="models/$1/$2"
   [[ -s "$dest" ]] && return 0
   local url="$ENDPOINT/$repo/resolve/main/$file"
-  if curl -fL --retry 3 --create-dirs -o "$dest.part" "$url"; then
+  local auth=()
+  [[ -n "${HF_TOKEN:-}" ]] && auth=(-H "Authorization: Bearer $HF_TOKEN")
+  if curl -fsSL --retry 3 "${auth[@]}" --create-dirs -o "$dest.part" "$url" 2>/dev/null; then
     mv "$dest.part" "$dest"
   else
     rm -f "$dest.part"
     if [[ "$required" == required ]]; then
-      echo "fetch_models: could not download $url (check the model name and your connection)" >&2
+      echo "fetch_models: could not download $url: check the model name and your connection; repositories" \
+           "whose weights are only pytorch_model.bin or sharded cannot be read (core/models reads one" \
+           "model.safetensors); gated ones need HF_TOKEN" >&2
       exit 1
     fi
   fi

@@ -56,6 +56,9 @@ TEST(Safetensors, RoundTripKeepsEveryDtypeShapeAndBit) {
       {"c.f16", at::randn({2, 2, 2}, gen).to(at::kHalf)},
       {"d.bf16", at::randn({4}, gen).to(at::kBFloat16)},
       {"e.i64", at::arange(-3, 9, at::kLong).view({3, 4})},
+      {"e.i32", at::arange(-3, 3, at::kInt)},
+      {"e.i16", at::arange(-3, 3, at::kShort)},
+      {"e.i8", at::arange(-3, 3, at::kChar)},
       {"f.u8", at::arange(0, 6, at::kByte)},
       {"g.bool", at::arange(0, 3, at::kLong).remainder(2).eq(0)},
       {"h.empty", at::zeros({0, 3})},
@@ -115,6 +118,23 @@ TEST(Safetensors, RefusesEveryKindOfLyingFile) {
   expect_io_error(write_raw_safetensors("duplicate.st", "{" + ok_entry + ", " + ok_entry + "}", eight), "named twice");
   expect_io_error(write_raw_safetensors("fields.st", R"({"w": {"dtype": "F32", "shape": [2], "offsets": [0, 8]}})", eight),
                   "unknown field 'offsets'");
+  expect_io_error(write_raw_safetensors("nodtype.st", R"({"w": {"shape": [2], "data_offsets": [0, 8]}})", eight),
+                  "no dtype");
+  expect_io_error(write_raw_safetensors("noname.st", R"({"": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", eight),
+                  "empty name");
+  expect_io_error(write_raw_safetensors("negoffset.st", R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [-1, 8]}})", eight),
+                  "non-negative integer");
+  expect_io_error(write_raw_safetensors("meta.st", R"({"__metadata__": {"format": 1}, )" + ok_entry + "}", eight),
+                  "must be a string");
+  // A zero dimension makes the byte count 0, but the other dimensions must still be sizes LibTorch can stride.
+  expect_io_error(write_raw_safetensors("zero_dim.st",
+                                        R"({"w": {"dtype": "F32", "shape": [0, 4294967296, 4294967296], "data_offsets": [0, 0]}})",
+                                        ""),
+                  "overflows");
+  expect_io_error(write_raw_safetensors("empty_header.st", "", ""), "not valid JSON");
+  expect_io_error(temp_path(""), "not a file");  // a directory
+  // No tensors at all is a valid (empty) file.
+  EXPECT_TRUE(SafetensorsFile::open(write_raw_safetensors("empty.st", "{}", "")).entries().empty());
 }
 
 EncoderConfig tiny_config(const std::string& model_type = "bert") {
@@ -330,6 +350,13 @@ TEST(SequenceClassifier, HeadsTrainAndSaveUnderTransformersNames) {
         adam.zero_grad();
         at::Tensor loss = model->loss(model->forward(ids, std::nullopt, std::nullopt, gen), labels_B);
         loss.backward();
+        if (step == 0)
+          for (const auto& item : model->named_parameters()) {
+            // the padding row of the word embeddings is the only parameter no token of this batch reaches
+            if (item.key().find("word_embeddings") != std::string::npos) continue;
+            ASSERT_TRUE(item.value().grad().defined()) << item.key();
+            EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << type << ": no gradient reaches " << item.key();
+          }
         adam.step();
         (step == 0 ? first : last) = loss.item<double>();
       }
@@ -339,6 +366,37 @@ TEST(SequenceClassifier, HeadsTrainAndSaveUnderTransformersNames) {
   SequenceClassifier model(tiny_config(), 2, 0.0, 0);
   EXPECT_THROW(model->loss(at::zeros({3, 2}), at::tensor({0, 2, 1}, at::kLong)), c10::Error);
   EXPECT_THROW(SequenceClassifier(tiny_config(), 0, 0.1, 0), ConfigError);
+}
+
+TEST(SequenceClassifier, FineTunedCheckpointReloadsWithItsHead) {
+  for (const std::string type : {"bert", "roberta"}) {
+    const EncoderConfig config = tiny_config(type);
+    SequenceClassifier model(config, 3, 0.0, 12);
+    model->eval();
+    std::map<std::string, at::Tensor> state;
+    for (const auto& item : model->named_parameters()) state[item.key()] = item.value().detach().clone();
+    const fs::path dir = temp_path("finetuned_" + type);
+    fs::create_directories(dir);
+    write_safetensors((dir / "model.safetensors").string(), state);
+    std::ofstream(dir / "config.json") << fmt::format(R"({{"model_type": "{}", "vocab_size": 50, "hidden_size": 16,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 24, "max_position_embeddings": 40,
+        "hidden_dropout_prob": 0.0}})", type);
+    PretrainedClassifier loaded = load_pretrained_classifier(dir.string(), 0, std::nullopt, 99);
+    EXPECT_TRUE(loaded.head_loaded) << type;
+    EXPECT_EQ(loaded.model->num_labels(), 3);
+    EXPECT_TRUE(loaded.report.unused.empty()) << type;
+    const at::Tensor ids = random_ids(2, 9, 6);
+    auto g1 = test::make_generator(0), g2 = test::make_generator(0);
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(at::equal(loaded.model->forward(ids, std::nullopt, std::nullopt, g1),
+                          model->forward(ids, std::nullopt, std::nullopt, g2))) << type;
+    try {
+      load_pretrained_classifier(dir.string(), 2, std::nullopt, 0);
+      ADD_FAILURE() << "a head of 3 labels loaded as 2";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("3 labels"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
@@ -44,11 +45,7 @@ std::shared_ptr<torch::nn::Module> child_module(torch::nn::Module& parent, const
   return parent.register_module(name, std::make_shared<torch::nn::Module>());
 }
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::vector<std::string> dims;
-  for (int64_t d : sizes) dims.push_back(std::to_string(d));
-  return "[" + join(dims, ", ") + "]";
-}
+std::string shape_text(at::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
 
 }  // namespace
 
@@ -63,12 +60,7 @@ EncoderConfig EncoderConfig::from_hf_json(const nlohmann::json& j, const std::st
   if (c.model_type != "bert" && c.model_type != "roberta")
     throw ConfigError(fmt::format("model config '{}': model_type '{}' is not supported (bert or roberta)", source,
                                   c.model_type));
-  if (c.model_type == "roberta") {  // transformers' RobertaConfig defaults
-    c.pad_token_id = 1;
-    c.layer_norm_eps = 1e-5;
-    c.max_position_embeddings = 514;
-    c.type_vocab_size = 1;
-  }
+  if (c.model_type == "roberta") c.pad_token_id = 1;  // RobertaConfig's only default that differs from BERT's
   c.vocab_size = required_positive(j, "vocab_size", source);
   c.hidden_size = required_positive(j, "hidden_size", source);
   c.num_hidden_layers = required_positive(j, "num_hidden_layers", source);
@@ -80,6 +72,22 @@ EncoderConfig EncoderConfig::from_hf_json(const nlohmann::json& j, const std::st
   optional_value(j, "pad_token_id", c.pad_token_id, source);
   optional_value(j, "layer_norm_eps", c.layer_norm_eps, source);
   optional_value(j, "hidden_dropout_prob", c.hidden_dropout_prob, source);
+  optional_value(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob, source);
+  if (j.contains("classifier_dropout") && !j["classifier_dropout"].is_null()) {
+    double p = 0;
+    optional_value(j, "classifier_dropout", p, source);
+    c.classifier_dropout = p;
+  }
+  for (const auto& [key, p] : {std::pair<const char*, double>{"hidden_dropout_prob", c.hidden_dropout_prob},
+                               {"attention_probs_dropout_prob", c.attention_probs_dropout_prob},
+                               {"classifier_dropout", c.classifier_dropout.value_or(0.0)}})
+    if (!(p >= 0.0 && p < 1.0))
+      throw ConfigError(fmt::format("model config '{}': '{}' must lie in [0, 1), got {}", source, key, p));
+  std::string problem_type;
+  optional_value(j, "problem_type", problem_type, source);
+  if (problem_type == "multi_label_classification")
+    throw ConfigError(fmt::format("model config '{}': problem_type multi_label_classification is not supported "
+                                  "(single-label classification and regression are)", source));
   optional_value(j, "initializer_range", c.initializer_range, source);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw ConfigError(fmt::format("model config '{}': hidden_size {} is not a multiple of num_attention_heads {}",
@@ -169,7 +177,8 @@ TransformerEncoderImpl::TransformerEncoderImpl(const EncoderConfig& config, bool
   }
   word_embeddings_->weight[config.pad_token_id].zero_();
 
-  auto dense = std::shared_ptr<const AttentionMethod>(make_attention({{"method", "dense"}}));
+  auto dense = std::shared_ptr<const AttentionMethod>(
+      make_attention({{"method", "dense"}, {"dropout", config.attention_probs_dropout_prob}}));
   attention_.assign(static_cast<size_t>(config.num_hidden_layers), dense);
 }
 
@@ -292,15 +301,16 @@ WeightLoadReport load_module_weights(torch::nn::Module& module, const Safetensor
       (is_optional(name) ? report.not_loaded : missing).push_back(stored);
       continue;
     }
-    at::Tensor value = file.tensor(stored);
-    if (value.sizes() != parameter.sizes())
+    // Checked on the header before any bytes are copied.
+    const SafetensorsEntry& entry = file.entries().at(stored);
+    if (at::IntArrayRef(entry.shape) != parameter.sizes())
       throw IoError(fmt::format("weights '{}': tensor '{}' has shape {} but the model (config.json) expects {}: the "
                                 "weights and config.json are from different models",
-                                file.path(), stored, shape_text(value.sizes()), shape_text(parameter.sizes())));
-    if (!value.is_floating_point())
+                                file.path(), stored, shape_text(entry.shape), shape_text(parameter.sizes())));
+    if (entry.dtype != "F32" && entry.dtype != "F64" && entry.dtype != "F16" && entry.dtype != "BF16")
       throw IoError(fmt::format("weights '{}': tensor '{}' is stored as {}, not a floating-point type", file.path(),
-                                stored, c10::toString(value.scalar_type())));
-    parameter.copy_(value.to(parameter.scalar_type()));
+                                stored, entry.dtype));
+    parameter.copy_(file.tensor(stored).to(parameter.scalar_type()));
     used.insert(stored);
   }
   if (!missing.empty()) {
@@ -323,14 +333,20 @@ std::string encoder_prefix_in(const SafetensorsFile& file, const EncoderConfig& 
                             "with or without a bert./roberta. prefix)", file.path()));
 }
 
-PretrainedEncoder load_pretrained_encoder(const std::string& model_dir) {
+CheckpointFiles open_checkpoint(const std::string& model_dir) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(model_dir))
     throw IoError(fmt::format("model directory '{}' does not exist: give a Hugging Face model directory (config.json, "
                               "model.safetensors, tokenizer files); scripts/fetch_models.sh downloads some", model_dir));
+  return {EncoderConfig::load((fs::path(model_dir) / "config.json").string()),
+          SafetensorsFile::open((fs::path(model_dir) / "model.safetensors").string())};
+}
+
+PretrainedEncoder load_pretrained_encoder(const std::string& model_dir) {
+  const CheckpointFiles checkpoint = open_checkpoint(model_dir);
+  const SafetensorsFile& file = checkpoint.weights;
   PretrainedEncoder result;
-  result.config = EncoderConfig::load((fs::path(model_dir) / "config.json").string());
-  const SafetensorsFile file = SafetensorsFile::open((fs::path(model_dir) / "model.safetensors").string());
+  result.config = checkpoint.config;
   const std::string prefix = encoder_prefix_in(file, result.config);
   const bool with_pooler = file.contains(prefix + "pooler.dense.weight");
   result.encoder = TransformerEncoder(result.config, with_pooler);

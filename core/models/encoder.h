@@ -9,7 +9,9 @@
 // Differences from transformers, on purpose: padded query rows get attention output 0 (the methods'
 // query mask: padding must not take part in clustering), so hidden states at padded positions differ
 // from transformers'; hidden states at real tokens match (tests/python/test_bert_parity.py, 1e-4).
-// The attention scale is 1/sqrt(D). Attention dropout is the attention method's own `dropout` option.
+// The attention scale is 1/sqrt(D). Attention dropout is the attention method's own `dropout` option:
+// the default dense attention gets config.json's attention_probs_dropout_prob; a method given with
+// set_attention() brings its own (0 unless its options say otherwise).
 // Tested by tests/test_models.cpp (shapes, masks, per-layer methods, loading errors) and
 // tests/python/test_bert_parity.py (every layer's hidden states vs transformers on real weights).
 #pragma once
@@ -29,13 +31,14 @@
 #include <vector>
 
 #include "core/attention/attention_method.h"
+#include "core/models/safetensors.h"
 
 namespace smyrf {
 
-class SafetensorsFile;
-
-// The fields of a Hugging Face config.json that define the encoder. Other keys of that file are
-// Hugging Face's business and are ignored; values this encoder cannot reproduce are refused.
+// The fields of a Hugging Face config.json that define the encoder (defaults: transformers'
+// BertConfig / RobertaConfig). Keys about other architectures or tasks are ignored; values this
+// encoder cannot reproduce (relative positions, decoders, unknown activations, multi-label
+// problem_type) are refused.
 struct EncoderConfig {
   std::string model_type = "bert";  // "bert" | "roberta" (position ids and pad handling differ)
   int64_t vocab_size = 0;
@@ -49,6 +52,8 @@ struct EncoderConfig {
   int64_t pad_token_id = 0;
   double layer_norm_eps = 1e-12;
   double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;    // the default dense attention's dropout (training only)
+  std::optional<double> classifier_dropout;     // heads: this, else hidden_dropout_prob (as transformers)
   double initializer_range = 0.02;
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
@@ -124,6 +129,14 @@ WeightLoadReport load_module_weights(torch::nn::Module& module, const Safetensor
 // The name prefix under which a checkpoint holds the encoder: "" (BertModel), "bert." or "roberta."
 // (…ForSequenceClassification / …ForMaskedLM). IoError when no encoder is found.
 std::string encoder_prefix_in(const SafetensorsFile& file, const EncoderConfig& config);
+
+// A Hugging Face model directory's config.json and model.safetensors, both checked. IoError when the
+// directory or a file is missing or lies; ConfigError for a config this encoder cannot reproduce.
+struct CheckpointFiles {
+  EncoderConfig config;
+  SafetensorsFile weights;
+};
+CheckpointFiles open_checkpoint(const std::string& model_dir);
 
 struct PretrainedEncoder {
   EncoderConfig config;

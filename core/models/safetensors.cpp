@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -39,8 +40,8 @@ const StoredDtype& stored_dtype_of(at::ScalarType type) {
   throw Error(fmt::format("write_safetensors: dtype {} has no safetensors code", c10::toString(type)));
 }
 
-// A header over 100 MB is a corrupt length, not a real model (the safetensors crate uses the same cap).
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// A header over 100 MB is a corrupt length, not a real model (the safetensors crate caps it at 100,000,000).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 // nlohmann::json silently keeps the last of duplicate keys; a file whose header names a tensor twice
 // is lying about one of them, so duplicates among the top-level names are caught while parsing.
@@ -70,6 +71,9 @@ nlohmann::json parse_header_refusing_duplicates(const std::string& text, const s
 }  // namespace
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path))
+    throw IoError(fmt::format("safetensors file '{}' cannot be opened: it does not exist or is not a file; check the "
+                              "path (model.safetensors in the model directory)", path));
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw IoError(fmt::format("safetensors file '{}' cannot be opened: check the path (model.safetensors in "
                                      "the model directory)", path));
@@ -80,6 +84,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
                               "truncated", path, file_size));
   unsigned char length_bytes[8];
   in.read(reinterpret_cast<char*>(length_bytes), 8);
+  if (!in) throw IoError(fmt::format("safetensors file '{}': reading its 8-byte header length failed", path));
   uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | length_bytes[i];  // little-endian
   if (header_bytes > file_size - 8 || header_bytes > kMaxHeaderBytes)
@@ -122,14 +127,16 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     entry.dtype = value["dtype"].get<std::string>();
     const StoredDtype* dtype = stored_dtype_named(entry.dtype);
     if (dtype == nullptr) throw bad(fmt::format("has unsupported dtype '{}'", entry.dtype));
-    uint64_t elements = 1;
+    // The product of the non-zero dimensions must fit in int64 too: a zero dimension makes the
+    // element count 0 but LibTorch still computes strides from the others.
+    uint64_t elements = 1, nonzero_product = 1;
+    constexpr uint64_t kMaxInt64 = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     for (const auto& dim : value["shape"]) {
       if (!dim.is_number_unsigned()) throw bad(fmt::format("has shape entry {} (must be a non-negative integer)", dim.dump()));
       const uint64_t d = dim.get<uint64_t>();
-      if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d))
-        throw bad("has a shape whose size overflows");
-      elements *= d;
+      if (d != 0 && nonzero_product > kMaxInt64 / d) throw bad("has a shape whose size overflows");
+      if (d != 0) nonzero_product *= d;
+      elements = d == 0 ? 0 : elements * d;
       entry.shape.push_back(static_cast<int64_t>(d));
     }
     for (const auto& offset : value["data_offsets"])

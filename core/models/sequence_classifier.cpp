@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <torch/utils.h>
 
-#include <filesystem>
 
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
@@ -13,8 +12,9 @@
 namespace smyrf {
 
 SequenceClassifierImpl::SequenceClassifierImpl(const EncoderConfig& config, int64_t num_labels,
-                                               double classifier_dropout, uint64_t init_seed)
+                                               std::optional<double> head_dropout, uint64_t init_seed)
     : num_labels_(num_labels) {
+  const double classifier_dropout = head_dropout.value_or(config.classifier_dropout.value_or(config.hidden_dropout_prob));
   if (num_labels < 1)
     throw ConfigError(fmt::format("sequence classifier: num_labels must be >= 1 (1 = regression), got {}", num_labels));
   if (!(classifier_dropout >= 0.0 && classifier_dropout < 1.0))
@@ -61,14 +61,11 @@ at::Tensor SequenceClassifierImpl::loss(const at::Tensor& logits_BL, const at::T
 }
 
 PretrainedClassifier load_pretrained_classifier(const std::string& model_dir, int64_t num_labels,
-                                                double classifier_dropout, uint64_t init_seed) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(model_dir))
-    throw IoError(fmt::format("model directory '{}' does not exist: give a Hugging Face model directory (config.json, "
-                              "model.safetensors, tokenizer files); scripts/fetch_models.sh downloads some", model_dir));
+                                                std::optional<double> classifier_dropout, uint64_t init_seed) {
+  const CheckpointFiles checkpoint = open_checkpoint(model_dir);
+  const SafetensorsFile& file = checkpoint.weights;
   PretrainedClassifier result;
-  result.config = EncoderConfig::load((fs::path(model_dir) / "config.json").string());
-  const SafetensorsFile file = SafetensorsFile::open((fs::path(model_dir) / "model.safetensors").string());
+  result.config = checkpoint.config;
   const bool roberta = result.config.model_type == "roberta";
   const std::string head_name = roberta ? "classifier.out_proj.weight" : "classifier.weight";
   result.head_loaded = file.contains(head_name);

@@ -17,8 +17,10 @@ namespace smyrf {
 
 class SequenceClassifierImpl : public torch::nn::Module {
  public:
-  // A fresh head (drawn from init_seed as transformers initialises it) over a new encoder.
-  SequenceClassifierImpl(const EncoderConfig& config, int64_t num_labels, double classifier_dropout, uint64_t init_seed);
+  // A fresh head (drawn from init_seed as transformers initialises it) over a new encoder. Head
+  // dropout: classifier_dropout, else config.json's (classifier_dropout, else hidden_dropout_prob).
+  SequenceClassifierImpl(const EncoderConfig& config, int64_t num_labels, std::optional<double> classifier_dropout,
+                         uint64_t init_seed);
 
   at::Tensor forward(const at::Tensor& ids_BN, const std::optional<at::Tensor>& type_ids_BN,
                      const std::optional<at::Tensor>& keep_BN, at::Generator& generator);  // logits_BL
@@ -46,7 +48,7 @@ struct PretrainedClassifier {
 // Reads config.json + model.safetensors from `model_dir`. A checkpoint with a classification head
 // (classifier.weight / classifier.out_proj.weight) brings its own label count: num_labels 0 takes it,
 // another value is an error. An encoder-only checkpoint gets a fresh head and needs num_labels > 0.
-PretrainedClassifier load_pretrained_classifier(const std::string& model_dir, int64_t num_labels, double classifier_dropout,
-                                                uint64_t init_seed);
+PretrainedClassifier load_pretrained_classifier(const std::string& model_dir, int64_t num_labels,
+                                                std::optional<double> classifier_dropout, uint64_t init_seed);
 
 }  // namespace smyrf

@@ -46,21 +46,6 @@ json read_json(const fs::path& path) {
   }
 }
 
-// Lines split on '\n' with a trailing '\r' removed; no final empty line after a trailing newline.
-std::vector<std::string> split_lines(const std::string& content) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < content.size()) {
-    std::size_t end = content.find('\n', start);
-    if (end == std::string::npos) end = content.size();
-    std::string line = content.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    start = end + 1;
-  }
-  return lines;
-}
-
 text::Vocab vocab_from_json(const json& object, const std::string& where) {
   if (!object.is_object()) {
     throw IoError(fmt::format("{} must be a JSON object of token -> id, got {}", where, json_kind_name(object)));

@@ -23,5 +23,7 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
+// Lines split on '\n' with a trailing '\r' removed; no final empty line after a trailing newline.
+std::vector<std::string> split_lines(const std::string& content);
 
 }  // namespace smyrf

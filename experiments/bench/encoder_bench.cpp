@@ -5,7 +5,7 @@
 // Counters: tokens/s, peak RSS growth of the timed calls, the attention's memory fraction, and
 // speedup_vs_dense of the same N measured earlier in this run. Before timing, the SDPA and dense
 // encoders must agree (1e-4 max abs on the last hidden states): a wrong model is never timed.
-// Missing model: the case is skipped with a message saying to run scripts/setup.sh.
+// A model, tokenizer or text that cannot be loaded skips every case with the reason.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
@@ -37,10 +37,11 @@ struct EncoderBench {
   std::map<int64_t, std::pair<at::Tensor, at::Tensor>> ids_and_keep;  // by N
 };
 
-EncoderBench* encoder_bench() {
-  static std::unique_ptr<EncoderBench> bench = [] {
-    if (!std::filesystem::is_regular_file(std::filesystem::path(minilm_dir()) / "model.safetensors"))
-      return std::unique_ptr<EncoderBench>();
+// The loaded model and inputs, or the reason they could not be loaded (then every case is skipped).
+EncoderBench* encoder_bench(std::string& why_not) {
+  static std::string failure;
+  static std::unique_ptr<EncoderBench> bench = []() -> std::unique_ptr<EncoderBench> {
+   try {
     auto b = std::make_unique<EncoderBench>();
     b->model = load_pretrained_encoder(minilm_dir());
     const auto tokenizer = load_tokenizer(minilm_dir());
@@ -58,7 +59,12 @@ EncoderBench* encoder_bench() {
                             at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0)};
     }
     return b;
+   } catch (const std::exception& e) {
+    failure = fmt::format("{} (models/all-MiniLM-L6-v2 is linked by scripts/setup.sh)", e.what());
+    return nullptr;
+   }
   }();
+  why_not = failure;
   return bench.get();
 }
 
@@ -77,9 +83,10 @@ at::Tensor run_encoder(EncoderBench& b, int64_t N, const nlohmann::json& attenti
 }
 
 void BM_Encoder(benchmark::State& state) {
-  EncoderBench* b = encoder_bench();
+  std::string why_not;
+  EncoderBench* b = encoder_bench(why_not);
   if (b == nullptr) {
-    state.SkipWithError(fmt::format("{} is missing: run scripts/setup.sh", minilm_dir()).c_str());
+    state.SkipWithError(why_not.c_str());
     return;
   }
   const int64_t N = state.range(0);

@@ -206,7 +206,7 @@ class AttentionFidelityPipeline : public Pipeline {
     const BudgetChoice budget = resolve_memory_budget(config.value("attention", nlohmann::json::object()),
                                                       shape_of(inputs), "attention", ctx.source);
     const auto method = make_attention(budget.attention, "attention", ctx.source);
-    const uint64_t seed = config.value("seed", 0);
+    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
     at::NoGradGuard no_grad;
 
     auto call = [&] {

@@ -5,7 +5,8 @@
 // to write; required). Groups: `layer_LL_batch_B` (e.g. layer_03_batch_0) with q [B,H,N,D],
 // k [B,H,N,D], v [B,H,N,D] (float32), key_keep and query_keep [B,N], ids [B,N], attributes
 // scale, causal = 0, layer, batch. Root attributes: format, model_path, windows, window_tokens.
-// Metrics: layers, windows, tokens, groups, captured_bytes, wall_time_s.
+// Metrics: layers, windows, tokens, groups, captured_bytes, wall_time_s. One config is one capture
+// (no sweep); a re-run into the same results file skips it like any complete run.
 // Tested by tests/test_pretrained.cpp (the captured inputs reproduce the encoder's attention; the
 // fidelity pipeline reads the file).
 #include <ATen/ATen.h>
@@ -48,6 +49,10 @@ class CapturePipeline : public Pipeline {
 
   void validate(const nlohmann::json& config, const RunContext& ctx) const override {
     reject_sections(config, ctx.source, name(), {"train", "eval"});
+    // One config writes one captured file; sweep points would overwrite each other's.
+    if (ctx.run_id != "run")
+      throw ConfigError(fmt::format("config '{}': the capture pipeline writes one captured file per config, so it "
+                                    "cannot be swept (run '{}'); write one config per capture", ctx.source, ctx.run_id));
     const auto model = PretrainedModelSection::from_json(config, ctx.source);
     const auto data = TextDataSection::from_json(config, ctx.source);
     captured_qkv_path(config, ctx.source);
@@ -76,7 +81,7 @@ class CapturePipeline : public Pipeline {
     file.set_attr("/", "window_tokens", text.window_tokens);
 
     at::NoGradGuard no_grad;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config.value("seed", 0)));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config.value("seed", int64_t{0})));
     const auto t0 = std::chrono::steady_clock::now();
     int64_t groups = 0, tokens = 0;
     for (size_t b = 0; b < text.batches.size(); ++b) {

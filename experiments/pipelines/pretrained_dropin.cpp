@@ -14,7 +14,8 @@
 //   final_hidden_cosine            mean over tokens of cos(h, h_dense) in the last layer
 //   embedding_cosine_mean/_min     cos of mean-pooled sentence embeddings (as sentence-transformers
 //                                  pools: mean over real tokens) over windows
-//   memory_fraction                mean over layers of each layer's analytic fraction (dense = 1)
+//   memory_fraction                mean over layers of each layer's analytic fraction (dense = 1) at
+//                                  the window length (a batch of shorter windows costs less)
 //   forward_time_s, tokens_per_s   the whole encoder over every window, median of eval.repeats
 //   peak_rss_bytes, peak_rss_delta_bytes, windows, tokens
 //   dense only — the paper's low-rank vs sparse argument, over the first eval.svd_windows windows:
@@ -135,7 +136,7 @@ class PretrainedDropinPipeline : public Pipeline {
     encoder->set_attention(make_attention({{"method", "dense"}}));
     const std::set<int64_t> method_layers(layers.begin(), layers.end());
     const bool is_dense = method->name() == "dense";
-    const uint64_t seed = config.value("seed", 0);
+    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
     at::NoGradGuard no_grad;
 
     // 1. Dense pass: reference hidden states, the method's error on each layer's dense Q/K/V, and
@@ -152,12 +153,12 @@ class PretrainedDropinPipeline : public Pipeline {
       EncoderForwardOptions options;
       options.all_hidden_states = true;
       options.observer = [&](int64_t layer, const AttentionInputs& in, const AttentionOutput& dense_out) {
-        const at::Tensor rows = in.query_keep_BN->view({B, 1, -1, 1}).to(at::kDouble);
+        const at::Tensor rows = in.query_keep_BN->view({B, 1, -1, 1});
         const at::Tensor reference = dense_out.out_BHNE.to(at::kDouble);
-        ref_sq[static_cast<size_t>(layer)] += (reference.square() * rows).sum().item<double>();
+        ref_sq[static_cast<size_t>(layer)] += at::where(rows, reference.square(), 0.0).sum().item<double>();
         if (!is_dense && method_layers.count(layer)) {
           const at::Tensor approx = method->forward(in, teacher_gen).out_BHNE.to(at::kDouble);
-          err_sq[static_cast<size_t>(layer)] += ((approx - reference).square() * rows).sum().item<double>();
+          err_sq[static_cast<size_t>(layer)] += at::where(rows, (approx - reference).square(), 0.0).sum().item<double>();
         }
         if (!is_dense) return;
         for (int64_t w = 0; w < svd_here; ++w) {
@@ -202,18 +203,20 @@ class PretrainedDropinPipeline : public Pipeline {
     int64_t tokens = 0;
     std::vector<at::Tensor> embedding_cosines;
     for (size_t b = 0; b < text.batches.size(); ++b) {
-      const at::Tensor keep = text.batches[b].keep_BN.unsqueeze(-1).to(at::kDouble);
+      // Padded positions are selected away (at::where), never multiplied by 0: nothing there can leak.
+      const at::Tensor keep_BN = text.batches[b].keep_BN, keep = keep_BN.unsqueeze(-1);
       for (int64_t l = 0; l <= L; ++l) {
         const at::Tensor h = outputs[b].hidden_states[static_cast<size_t>(l)].to(at::kDouble);
         const at::Tensor ref = dense_outputs[b].hidden_states[static_cast<size_t>(l)].to(at::kDouble);
-        hidden_err_sq[static_cast<size_t>(l)] += ((h - ref).square() * keep).sum().item<double>();
-        hidden_ref_sq[static_cast<size_t>(l)] += (ref.square() * keep).sum().item<double>();
+        hidden_err_sq[static_cast<size_t>(l)] += at::where(keep, (h - ref).square(), 0.0).sum().item<double>();
+        hidden_ref_sq[static_cast<size_t>(l)] += at::where(keep, ref.square(), 0.0).sum().item<double>();
       }
-      const at::Tensor h = outputs[b].hidden_BNC.to(at::kDouble), ref = dense_outputs[b].hidden_BNC.to(at::kDouble);
-      cosine_sum += (at::cosine_similarity(h, ref, -1) * keep.squeeze(-1)).sum().item<double>();
+      const at::Tensor h = at::where(keep, outputs[b].hidden_BNC.to(at::kDouble), 0.0);
+      const at::Tensor ref = at::where(keep, dense_outputs[b].hidden_BNC.to(at::kDouble), 0.0);
+      cosine_sum += at::where(keep_BN, at::cosine_similarity(h, ref, -1), 0.0).sum().item<double>();
       tokens += text.batches[b].real_tokens();
-      const at::Tensor count = keep.sum(1);
-      embedding_cosines.push_back(at::cosine_similarity((h * keep).sum(1) / count, (ref * keep).sum(1) / count, -1));
+      const at::Tensor count = keep_BN.sum(1, /*keepdim=*/true).to(at::kDouble);
+      embedding_cosines.push_back(at::cosine_similarity(h.sum(1) / count, ref.sum(1) / count, -1));
     }
     const at::Tensor embedding_cosine = at::cat(embedding_cosines);
 

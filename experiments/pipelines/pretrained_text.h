@@ -7,7 +7,7 @@
 //                                                   the others stay dense)
 //   "data":  {"files": ["/usr/share/common-licenses/GPL-3", ...],   real text, one document each
 //             "max_tokens": 0,    per window incl. special tokens; 0 = the model's limit
-//             "min_tokens": 16,   a document's shorter tail is dropped
+//             "min_tokens": 16,   a document's shorter tail (counting special tokens) is dropped
 //             "max_windows": 16,  0 = every window
 //             "batch": 8}         windows per forward pass (padded to the longest)
 // Tested by tests/test_pretrained.cpp.

@@ -212,7 +212,7 @@ class SpeedPipeline : public Pipeline {
     inputs.k_BHMD = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(backward);
     inputs.v_BHME = at::normal(0, 1, {B, H, N, E}, data_gen, options).requires_grad_(backward);
     inputs.causal = d.causal;
-    const uint64_t seed = config.value("seed", 0);
+    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
     auto forward = [&] {
       auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);  // same hashes on every call
       return method->forward(inputs, gen);

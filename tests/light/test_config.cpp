@@ -14,6 +14,7 @@
 
 #include "core/util/check.h"
 #include "experiments/config.h"
+#include "tests/support/light_test_support.h"
 
 namespace smyrf {
 namespace {
@@ -21,24 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
+using test::contains;
+using test::error_of;
 
 // A minimal valid config body; tests add or override keys.
 constexpr const char* kMinimal = R"({

@@ -11,16 +11,14 @@
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
+#include "tests/support/light_test_support.h"
 
 namespace smyrf {
 namespace {
 
 using nlohmann::json;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using test::contains;
 
 // The message of the ConfigError that f throws ("" and a failure if it throws none).
 template <class F>

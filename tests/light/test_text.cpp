@@ -23,6 +23,7 @@
 #include "core/text/unicode.h"
 #include "core/text/wordpiece.h"
 #include "core/util/check.h"
+#include "tests/support/light_test_support.h"
 
 namespace smyrf {
 namespace {
@@ -31,24 +32,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace text;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
+using test::contains;
+using test::error_of;
 
 std::string u8(std::u32string_view s) { return utf8_encode(s); }
 

@@ -111,10 +111,12 @@ def save_random_classifier(kind, num_labels, directory):
                   max_position_embeddings=70, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                   num_labels=num_labels)
     if kind == "roberta":
-        config = transformers.RobertaConfig(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1, **common)
+        # RoBERTa's own eps and the tanh GELU, so both config paths are exercised
+        config = transformers.RobertaConfig(pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
+                                            layer_norm_eps=1e-5, hidden_act="gelu_new", **common)
         model = transformers.RobertaForSequenceClassification(config)
     else:
-        config = transformers.BertConfig(type_vocab_size=2, **common)
+        config = transformers.BertConfig(type_vocab_size=2, hidden_act="relu", **common)
         model = transformers.BertForSequenceClassification(config)
     with torch.no_grad():  # transformers initialises LayerNorm to (1, 0); randomise it so it is tested
         for name, p in model.named_parameters():
