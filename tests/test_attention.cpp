@@ -3,9 +3,14 @@
 // construction at N = 97, 1013 and M != N; padding (zero weight, NaN never leaks); determinism;
 // finite-difference gradients in float64; the memory formula; bad input; the registry.
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/attention/clustered_attention_cpu.h"
@@ -106,8 +111,9 @@ TEST(Smyrf, SingleClusterEqualsDenseForAnyHashCount) {
 }
 
 // Independent construction: take the clusters (permutations) and build, per query, the multiset of
-// keys it shares a cluster with across hashes; softmax over that multiset in a plain loop.
-at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& c) {
+// keys it shares a cluster with across hashes; softmax over that multiset in a plain loop. lse_out
+// (optional): log-sum-exp of the scaled logits over the multiset, -inf where it is empty.
+at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& c, at::Tensor* lse_out = nullptr) {
   const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), D = in.q_BHND.size(3);
   const int64_t M = in.k_BHMD.size(2), E = in.v_BHME.size(3);
   const int64_t Cq = c.geometry.q_cluster_size, Ck = c.geometry.k_cluster_size;
@@ -117,7 +123,9 @@ at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& 
   const at::Tensor q = in.q_BHND.contiguous(), k = in.k_BHMD.contiguous(), v = in.v_BHME.contiguous();
   const auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
   at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
+  at::Tensor lse = at::full({B, H, N}, -std::numeric_limits<double>::infinity(), at::kDouble);
   auto oa = out.accessor<double, 4>();
+  auto la = lse.accessor<double, 3>();
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t r = b * H + h;
@@ -145,10 +153,12 @@ at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& 
         }
         double z = 0;
         for (double l : logit) z += std::exp(l - mx);
+        la[b][h][i] = mx + std::log(z);
         for (size_t u = 0; u < seen[i].size(); ++u)
           for (int64_t e = 0; e < E; ++e) oa[b][h][i][e] += std::exp(logit[u] - mx) / z * va[b][h][seen[i][u]][e];
       }
     }
+  if (lse_out != nullptr) *lse_out = lse;
   return out;
 }
 
@@ -363,6 +373,64 @@ TEST(Kernel, FastExpIsAccurateOverTheFloatRange) {
   }
   EXPECT_LT(worst, 1e-6);
   EXPECT_LT(fast_expf(-std::numeric_limits<float>::infinity()), 1e-37f);
+}
+
+// Every instruction-set variant of the fused kernel this CPU can run, called directly, against the
+// float64 brute force over the same clusters, in float64 and float32. The sizes reach every
+// remainder path: D and E not multiples of the vector width (scalar transpose columns), query
+// slots not multiples of the register tile, key slots not multiples of the vector width, M != N,
+// and masked keys that hold NaN (which must not leak).
+TEST(Kernel, EveryInstructionSetMatchesTheBruteForceMultiset) {
+  struct Case {
+    int64_t N, M, D, E, q_cluster, n_hashes;
+    bool padded;
+  };
+  const std::vector<Case> cases = {{97, 61, 40, 5, 16, 2, true},   {1013, 1013, 64, 64, 64, 2, false},
+                                   {200, 77, 20, 24, 25, 3, true}, {61, 150, 8, 3, 8, 4, false},
+                                   {300, 300, 64, 64, 128, 2, true}};
+  std::vector<KernelIsa> isas;
+  for (KernelIsa isa : {KernelIsa::kAvx512, KernelIsa::kAvx2, KernelIsa::kPortable})
+    if (kernel_isa_available(isa)) isas.push_back(isa);
+  ASSERT_FALSE(isas.empty());
+  for (const Case& tc : cases) {
+    for (auto [dtype, atol, rtol] : {std::tuple<at::ScalarType, double, double>{at::kDouble, 1e-12, 1e-10},
+                                     {at::kFloat, 2e-6, 1e-5}}) {
+      const int64_t B = 2, H = 2, R = B * H;
+      AttentionInputs in = random_inputs(B, H, tc.N, tc.M, tc.D, tc.E, dtype, 200 + tc.N);
+      at::Tensor keep_RM;
+      if (tc.padded) {
+        in.key_keep_BM = keep_mask({tc.M, tc.M * 2 / 3}, tc.M);
+        // clustered as forward() hands them on (padded rows zeroed); the kernel then gets NaN there
+        in.k_BHMD = in.k_BHMD * in.key_keep_BM->view({B, 1, tc.M, 1});
+        in.v_BHME = in.v_BHME * in.key_keep_BM->view({B, 1, tc.M, 1});
+        keep_RM = in.key_keep_BM->unsqueeze(1).expand({B, H, tc.M}).reshape({R, tc.M}).contiguous();
+      }
+      const auto method = make_smyrf(tc.n_hashes, tc.q_cluster);
+      auto gen = make_generator(5);
+      const SmyrfClusters clusters = method->cluster(in, gen);
+      AttentionInputs in64 = in;
+      in64.q_BHND = in.q_BHND.to(at::kDouble);
+      in64.k_BHMD = in.k_BHMD.to(at::kDouble);
+      in64.v_BHME = in.v_BHME.to(at::kDouble);
+      at::Tensor lse_expected;
+      const at::Tensor expected = brute_force_multiset(in64, clusters, &lse_expected);
+      const at::Tensor k = tc.padded ? nan_padded(in.k_BHMD, *in.key_keep_BM) : in.k_BHMD;
+      const at::Tensor v = tc.padded ? nan_padded(in.v_BHME, *in.key_keep_BM) : in.v_BHME;
+      for (KernelIsa isa : isas) {
+        at::Tensor out = at::empty({R, tc.N, tc.E}, dtype), lse = at::empty({R, tc.N}, dtype);
+        clustered_attention_forward_cpu(in.q_BHND.reshape({R, tc.N, tc.D}), k.reshape({R, tc.M, tc.D}).contiguous(),
+                                        v.reshape({R, tc.M, tc.E}).contiguous(), keep_RM, clusters.perm_q_RHN,
+                                        clusters.perm_k_RHM, clusters.geometry.q_cluster_size,
+                                        clusters.geometry.k_cluster_size, 1.0 / std::sqrt(static_cast<double>(tc.D)),
+                                        out, lse, isa);
+        const std::string where = fmt::format("{} {} N {} M {} D {} E {} C {} # {}", kernel_isa_name(isa),
+                                              c10::toString(dtype), tc.N, tc.M, tc.D, tc.E, tc.q_cluster, tc.n_hashes);
+        EXPECT_CLOSE(out.view({B, H, tc.N, tc.E}), expected, atol, rtol) << where;
+        // compared through exp: rows that saw no key have lse -inf on both sides
+        EXPECT_CLOSE(lse.view({B, H, tc.N}).to(at::kDouble).exp(), lse_expected.exp(), atol, rtol) << where;
+      }
+    }
+  }
 }
 
 // ---- gradients -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <tuple>
@@ -56,31 +57,39 @@ inline uint64_t radix_key(double x) {
 
 // Stable LSD radix argsort of each (row, hash) column of hash_RTH, 8 bits per pass: the same
 // order as a stable comparison sort (ties keep token order) in O(T) per column instead of
-// O(T log T); at N = 16384 it is several times faster than LibTorch's stable sort.
+// O(T log T); at N = 16384 it is several times faster than LibTorch's stable sort. The histograms
+// of all passes are counted in one read, and token indices travel as 32 bits (T < 2^31 checked).
 template <class Scalar>
 void radix_argsort_rows(const at::Tensor& hash_RTH, const at::Tensor& keep_RT, at::Tensor& perm_RHT) {
   using Key = decltype(radix_key(Scalar{}));
+  constexpr int kPasses = static_cast<int>(sizeof(Key));
   const int64_t R = hash_RTH.size(0), T = hash_RTH.size(1), H = hash_RTH.size(2);
+  SMYRF_CHECK(T < (int64_t{1} << 31), "sort_by_hash: {} tokens per row is beyond 32-bit indices", T);
   const Scalar* hash = hash_RTH.data_ptr<Scalar>();
   const bool* keep = keep_RT.data_ptr<bool>();
   int64_t* perm = perm_RHT.data_ptr<int64_t>();
   at::parallel_for(0, R * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<Key> keys(static_cast<size_t>(T)), keys_tmp(static_cast<size_t>(T));
-    std::vector<int64_t> idx(static_cast<size_t>(T)), idx_tmp(static_cast<size_t>(T));
+    std::vector<uint32_t> idx(static_cast<size_t>(T)), idx_tmp(static_cast<size_t>(T));
+    std::vector<std::array<int64_t, 257>> offsets(kPasses);
     for (int64_t rh = begin; rh < end; ++rh) {
       const int64_t r = rh / H, h = rh % H;
+      for (auto& offset : offsets) offset.fill(0);
       for (int64_t t = 0; t < T; ++t) {
-        keys[static_cast<size_t>(t)] = keep[r * T + t] ? radix_key(hash[(r * T + t) * H + h]) : ~Key{0};
-        idx[static_cast<size_t>(t)] = t;
+        const Key key = keep[r * T + t] ? radix_key(hash[(r * T + t) * H + h]) : ~Key{0};
+        keys[static_cast<size_t>(t)] = key;
+        idx[static_cast<size_t>(t)] = static_cast<uint32_t>(t);
+        for (int pass = 0; pass < kPasses; ++pass) ++offsets[static_cast<size_t>(pass)][((key >> (8 * pass)) & 0xFF) + 1];
       }
-      for (unsigned shift = 0; shift < 8 * sizeof(Key); shift += 8) {
-        std::array<int64_t, 257> offset{};
-        for (int64_t t = 0; t < T; ++t) ++offset[((keys[static_cast<size_t>(t)] >> shift) & 0xFF) + 1];
-        if (offset[1] == T || std::count(offset.begin() + 1, offset.end(), T) == 1) continue;  // one bucket: no-op
+      for (int pass = 0; pass < kPasses; ++pass) {
+        auto& offset = offsets[static_cast<size_t>(pass)];
+        if (std::count(offset.begin() + 1, offset.end(), T) == 1) continue;  // one bucket: a no-op pass
         for (int b = 0; b < 256; ++b) offset[b + 1] += offset[b];
+        const unsigned shift = 8u * static_cast<unsigned>(pass);
         for (int64_t t = 0; t < T; ++t) {
-          const size_t to = static_cast<size_t>(offset[(keys[static_cast<size_t>(t)] >> shift) & 0xFF]++);
-          keys_tmp[to] = keys[static_cast<size_t>(t)];
+          const Key key = keys[static_cast<size_t>(t)];
+          const size_t to = static_cast<size_t>(offset[(key >> shift) & 0xFF]++);
+          keys_tmp[to] = key;
           idx_tmp[to] = idx[static_cast<size_t>(t)];
         }
         keys.swap(keys_tmp);
@@ -113,8 +122,48 @@ at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT) {
                               /*descending=*/false));
 }
 
+namespace {
+
+// balanced_slots on the CPU in one pass (the tensor formula below makes ~12 full-size temporaries,
+// ~5 ms at R = 8, N = 16384, # = 2); the same integer arithmetic, so the same slots.
+at::Tensor balanced_slots_cpu(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L,
+                              int64_t C) {
+  const at::Tensor sorted = sorted_RHP.contiguous();
+  const at::Tensor keep = keep_RT.narrow(1, 0, T).contiguous();
+  const int64_t R = sorted.size(0), H = sorted.size(1), S = sorted.size(2), P = L * C;
+  at::Tensor slots = at::empty({R, H, P}, sorted.options());
+  const int64_t* src = sorted.data_ptr<int64_t>();
+  const bool* kept = keep.data_ptr<bool>();
+  int64_t* dst = slots.data_ptr<int64_t>();
+  at::parallel_for(0, R * H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t rh = begin; rh < end; ++rh) {
+      const int64_t r = rh / H;
+      int64_t n = 0;  // real tokens of the row; they lead the sorted order
+      for (int64_t t = 0; t < T; ++t) n += kept[r * T + t];
+      const int64_t* order = src + rh * S;
+      int64_t* out = dst + rh * P;
+      for (int64_t c = 0; c < L; ++c) {
+        const int64_t first = c * n / L, count = (c + 1) * n / L - first;
+        for (int64_t o = 0; o < C; ++o) {
+          const int64_t s = c * C + o;
+          // real slots take sorted ranks first..; filler slots the padded ranks n.. (then dummies)
+          const int64_t rank = o < count ? first + o : n + s - first - count;
+          out[s] = rank < T ? order[rank] : rank;
+        }
+      }
+    }
+  });
+  return slots;
+}
+
+}  // namespace
+
 at::Tensor balanced_slots(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L, int64_t C) {
   at::NoGradGuard no_grad;
+  if (sorted_RHP.is_cpu() && keep_RT.is_cpu() && sorted_RHP.scalar_type() == at::kLong &&
+      keep_RT.scalar_type() == at::kBool) {
+    return balanced_slots_cpu(sorted_RHP, keep_RT, T, L, C);
+  }
   const auto long_opts = sorted_RHP.options().dtype(at::kLong);
   const int64_t R = sorted_RHP.size(0), P = L * C;
   // real tokens of each row (they lead the sorted order); the quantiles are taken over them
