@@ -511,7 +511,7 @@ std::vector<std::string> make_run_ids(const std::vector<nlohmann::json>& points)
       const std::string& name = paths_by_leaf[leaf].size() > 1 ? it.key() : leaf;
       parts.push_back(name + "=" + format_value(*it));
     }
-    std::string id = parts.empty() ? "run" : sanitize(join(parts, ","));
+    std::string id = parts.empty() ? std::string(kUnsweptRunId) : sanitize(join(parts, ","));
     if (id.size() > kMaxRunIdChars) id = id.substr(0, kMaxRunIdChars - 17) + "-" + short_hash(point) + short_hash(id);
     ids.push_back(std::move(id));
   }

@@ -26,9 +26,12 @@ namespace smyrf {
 // Bump on any breaking change to the config format.
 constexpr int kConfigVersion = 1;
 
+// The run id of a config without a sweep (its only run).
+inline constexpr const char* kUnsweptRunId = "run";
+
 struct RunSpec {
   // From the sweep point, e.g. "method=smyrf,n_hashes=2"; stable across re-runs; only
-  // [A-Za-z0-9_.=,+-]; "run" when there is no sweep.
+  // [A-Za-z0-9_.=,+-]; kUnsweptRunId when there is no sweep.
   std::string run_id;
   // Fully resolved: extends applied, sweep values set, no "sweep"/"extends" keys; the top-level
   // defaults (seed, device, threads) are filled in.

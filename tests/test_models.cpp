@@ -206,8 +206,7 @@ TEST(Encoder, AttentionMethodIsChosenPerLayer) {
     encoder->set_attention(std::shared_ptr<const AttentionMethod>(make_attention(attention)), layers);
     auto gen = test::make_generator(5);
     std::vector<std::string> seen;
-    EncoderForwardOptions options{true, [&](int64_t, const AttentionInputs&, const AttentionOutput&) {}};
-    EncoderOutput out = encoder->forward(ids, std::nullopt, std::nullopt, gen, options);
+    EncoderOutput out = encoder->forward(ids, std::nullopt, std::nullopt, gen, {true, {}});
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) seen.push_back(encoder->attention(l).name());
     return std::make_pair(out, seen);
   };

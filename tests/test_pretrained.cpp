@@ -223,6 +223,13 @@ TEST(PretrainedPipelines, BadInputGivesClearErrors) {
   const test::CliResult r = test::run_cli("validate " + no_model);
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("scripts/setup.sh"), std::string::npos) << r.output;
+  // One capture config writes one captured file: sweep points would overwrite each other's.
+  const std::string swept_capture = test::write_file(dir / "swept_capture.json", fmt::format(R"({{
+    "extends": "{}/configs/smoke/capture_tiny.json", "model": {{"path": "{}"}},
+    "sweep": {{"data.max_windows": [1, 2]}} }})", SMYRF_SOURCE_DIR, minilm_dir()));
+  const test::CliResult swept = test::run_cli("validate " + swept_capture);
+  EXPECT_EQ(swept.exit_code, 2) << swept.output;
+  EXPECT_NE(swept.output.find("cannot be swept"), std::string::npos) << swept.output;
 }
 
 }  // namespace

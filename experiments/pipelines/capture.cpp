@@ -21,6 +21,7 @@
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
 #include "core/util/json_options.h"
+#include "experiments/config.h"
 #include "experiments/pipelines/pipeline.h"
 #include "experiments/pipelines/pretrained_text.h"
 
@@ -50,7 +51,7 @@ class CapturePipeline : public Pipeline {
   void validate(const nlohmann::json& config, const RunContext& ctx) const override {
     reject_sections(config, ctx.source, name(), {"train", "eval"});
     // One config writes one captured file; sweep points would overwrite each other's.
-    if (ctx.run_id != "run")
+    if (ctx.run_id != kUnsweptRunId)
       throw ConfigError(fmt::format("config '{}': the capture pipeline writes one captured file per config, so it "
                                     "cannot be swept (run '{}'); write one config per capture", ctx.source, ctx.run_id));
     const auto model = PretrainedModelSection::from_json(config, ctx.source);
