@@ -2,6 +2,12 @@
 //   smyrf run CONFIG [--output FILE.h5]   run a sweep (resumes; prints the report at the end)
 //   smyrf validate CONFIG                 load, expand and check every run; runs nothing
 //   smyrf report FILE.h5 [--markdown]     the results as a table
+//   smyrf report --paper glue|imdb FILE.h5... [--targets configs/paper/targets.json] [--markdown]
+//                                         a paper table (experiments/paper_report.h) with our numbers
+//                                         beside the paper's: files matched to rows by config name
+//   smyrf score --task T --predictions FILE --labels FILE
+//                                         GLUE/IMDB metrics of one number per line (class ids, or
+//                                         scores for stsb) as one JSON object, NaN as null
 //   smyrf methods                         registered attention methods and their options
 //   smyrf attend FILE.h5 --group G --attention JSON --output OUT.h5 [--seed S] [--float64]
 //                                         one method on one captured-QKV group: writes out_BHNE,
@@ -23,6 +29,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -39,9 +46,11 @@
 #include "core/util/check.h"
 #include "core/util/strings.h"
 #include "experiments/encode.h"
+#include "experiments/paper_report.h"
 #include "experiments/pipelines/pipeline.h"
 #include "experiments/report.h"
 #include "experiments/runner.h"
+#include "experiments/task_metrics.h"
 
 namespace {
 
@@ -101,11 +110,49 @@ int run_tokenize(const TokenizeArgs& args) {
   return 0;
 }
 
+// `smyrf score`: one number per line; trailing blank lines are dropped, any other blank line or a
+// line that is not a number is an error naming file and line (predictions and labels pair by line).
+std::vector<double> read_numbers(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw smyrf::IoError(fmt::format("'{}' is a directory; give a text file with one number per line", path));
+  }
+  std::vector<std::string> lines = read_lines(path);
+  const auto blank = [](const std::string& s) { return s.find_first_not_of(" \t\r") == std::string::npos; };
+  while (!lines.empty() && blank(lines.back())) lines.pop_back();
+  std::vector<double> values;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    const size_t begin = line.find_first_not_of(" \t"), end = line.find_last_not_of(" \t\r");
+    if (begin == std::string::npos) {
+      throw smyrf::ConfigError(fmt::format("'{}' line {} is empty; write one number per line", path, i + 1));
+    }
+    const std::string text = line.substr(begin, end - begin + 1);
+    char* stop = nullptr;
+    const double v = std::strtod(text.c_str(), &stop);
+    if (stop != text.c_str() + text.size()) {
+      throw smyrf::ConfigError(fmt::format("'{}' line {}: '{}' is not a number; write one number per line", path, i + 1,
+                                           text));
+    }
+    values.push_back(v);
+  }
+  return values;
+}
+
+int run_score(const std::string& task, const std::string& predictions_path, const std::string& labels_path) {
+  const std::vector<std::string> names = smyrf::task_metric_names(task);  // an unknown task fails before any file
+  const auto metrics = smyrf::task_metrics(task, read_numbers(predictions_path), read_numbers(labels_path));
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& name : names) out[name] = metrics.at(name);  // NaN dumps as null
+  fmt::print("{}\n", out.dump());
+  return 0;
+}
+
 int main_impl(int argc, char** argv) {
   CLI::App app{"smyrf: benchmark and reproduce efficient attention (SMYRF and peers)"};
   app.require_subcommand(1);
 
-  std::string config_path, output, report_path, run_id, result_path;
+  std::string config_path, output, run_id, result_path;
   bool markdown = false, no_progress = false;
 
   auto* run = app.add_subcommand("run", "Run every point of a config's sweep into its HDF5 results file");
@@ -116,9 +163,20 @@ int main_impl(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "Check a config: every run expanded and validated, nothing run");
   validate->add_option("config", config_path, "experiment config (JSON)")->required();
 
-  auto* report = app.add_subcommand("report", "Print a results file as a table");
-  report->add_option("file", report_path, "results file (.h5)")->required();
+  std::vector<std::string> report_files;
+  std::string paper_table, targets_path = smyrf::kDefaultPaperTargetsPath;
+  auto* report = app.add_subcommand("report", "Print a results file as a table, or results beside a paper table");
+  report->add_option("files", report_files, "results file (.h5); several with --paper")->required();
+  auto* paper_option = report->add_option("--paper", paper_table, "compare with a paper table: glue | imdb");
+  report->add_option("--targets", targets_path, "paper targets file (default configs/paper/targets.json)")
+      ->needs(paper_option);
   report->add_flag("--markdown", markdown, "GitHub markdown table");
+
+  std::string score_task, score_predictions, score_labels;
+  auto* score = app.add_subcommand("score", "GLUE/IMDB metrics of predictions against labels (JSON)");
+  score->add_option("--task", score_task, "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli or imdb")->required();
+  score->add_option("--predictions", score_predictions, "file with one prediction per line")->required();
+  score->add_option("--labels", score_labels, "file with one label per line")->required();
 
   auto* methods = app.add_subcommand("methods", "List the registered attention methods");
 
@@ -165,10 +223,13 @@ int main_impl(int argc, char** argv) {
   worker->add_option("config", config_path)->required();
   worker->add_option("--run-id", run_id)->required();
   worker->add_option("--result", result_path)->required();
+  std::string worker_output, worker_progress;
+  worker->add_option("--output", worker_output);
+  worker->add_option("--progress", worker_progress);
 
   CLI11_PARSE(app, argc, argv);
 
-  if (*worker) return smyrf::run_worker(config_path, run_id, result_path);
+  if (*worker) return smyrf::run_worker(config_path, run_id, result_path, worker_output, worker_progress);
   if (*tokenize) {
     if (tok_input->count() == 0 && tok_text->count() == 0) throw smyrf::ConfigError("smyrf tokenize needs --input FILE or --text STR");
     tok.has_pair_text = tok_pair_text->count() > 0;
@@ -221,8 +282,18 @@ int main_impl(int argc, char** argv) {
                plan.experiment.runs.size(), plan.output_path);
     return 0;
   }
+  if (*score) return run_score(score_task, score_predictions, score_labels);
   if (*report) {
-    fmt::print("{}", smyrf::format_report(report_path, markdown));
+    if (paper_option->count() > 0) {
+      fmt::print("{}", smyrf::format_paper_report(targets_path, paper_table, report_files, markdown));
+      return 0;
+    }
+    if (report_files.size() != 1) {
+      throw smyrf::ConfigError(fmt::format("smyrf report takes one results file, got {}; several files are read "
+                                           "together only with --paper glue|imdb",
+                                           report_files.size()));
+    }
+    fmt::print("{}", smyrf::format_report(report_files.front(), markdown));
     return 0;
   }
   smyrf::RunnerOptions options;
@@ -241,6 +312,11 @@ int main_impl(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Same seed, same bits: with MKL_DYNAMIC on (MKL's default) MKL may run a product on fewer threads
+  // than asked when the machine is busy, which changes its summation order, so a fine-tuning run
+  // killed and resumed under load diverged from an uninterrupted one (tests/test_finetune.cpp).
+  // Set before the first BLAS call; a user's own MKL_DYNAMIC wins.
+  setenv("MKL_DYNAMIC", "FALSE", /*overwrite=*/0);
   try {
     return main_impl(argc, argv);
   } catch (const smyrf::ConfigError& e) {

@@ -9,10 +9,14 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "core/memory/peak_memory.h"
 #include "core/util/check.h"
@@ -67,11 +71,18 @@ struct WorkerOutcome {
   RunResult result;
 };
 
+// Called while the worker runs with what it last reported through RunContext::progress.
+using WorkerProgress = std::function<void(const nlohmann::json& progress)>;
+
 WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_path, const std::string& run_id,
-                           const std::string& scratch_dir) {
+                           const std::string& output_path, const std::string& scratch_dir,
+                           const WorkerProgress& on_progress) {
   const std::string result_path = scratch_dir + "/result.json", log_path = scratch_dir + "/worker.log";
+  const std::string progress_path = scratch_dir + "/progress.json";
   fs::remove(result_path);
-  std::vector<std::string> args = {exe, "worker", config_path, "--run-id", run_id, "--result", result_path};
+  fs::remove(progress_path);
+  std::vector<std::string> args = {exe,         "worker",     config_path, "--run-id",   run_id, "--result",
+                                   result_path, "--output",   output_path, "--progress", progress_path};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -93,8 +104,19 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
     _exit(127);
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    SMYRF_CHECK(errno == EINTR, "waiting for the worker failed: {}", std::strerror(errno));
+  fs::file_time_type seen{};
+  for (;;) {
+    const pid_t waited = waitpid(pid, &status, WNOHANG);
+    if (waited == pid) break;
+    SMYRF_CHECK(waited == 0 || errno == EINTR, "waiting for the worker failed: {}", std::strerror(errno));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::error_code ec;
+    const auto stamp = fs::last_write_time(progress_path, ec);
+    if (ec || stamp == seen || !on_progress) continue;
+    seen = stamp;
+    std::ifstream in(progress_path);
+    const nlohmann::json progress = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (progress.is_object()) on_progress(progress);
   }
   WorkerOutcome outcome;
   nlohmann::json result;
@@ -177,7 +199,20 @@ RunnerSummary run_experiment(const RunnerOptions& options) {
       continue;
     }
     store.mark_running(run_info_of(run));
-    const WorkerOutcome outcome = spawn_worker(options.worker_executable, options.config_path, run.run_id, scratch);
+    // The run's own progress (e.g. training steps) rides on the sweep's bar, throttled so that logs
+    // (no terminal) get a line every 30 s rather than one per step.
+    auto last_shown = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    const auto show_progress = [&](const nlohmann::json& p) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!options.progress || now - last_shown < std::chrono::seconds(bar.interactive() ? 1 : 30)) return;
+      last_shown = now;
+      const double done_steps = p.value("done", 0.0), total_steps = p.value("total", 0.0), rate = p.value("rate", 0.0);
+      bar.update(done, fmt::format("{}: {} {:.0f}/{:.0f}, {:.2f}/s, ETA {}", run.run_id, p.value("note", std::string()),
+                                   done_steps, total_steps, rate,
+                                   rate > 0 ? format_duration((total_steps - done_steps) / rate) : "?"));
+    };
+    const WorkerOutcome outcome =
+        spawn_worker(options.worker_executable, options.config_path, run.run_id, plan.output_path, scratch, show_progress);
     if (outcome.ok) {
       store.complete(run.run_id, outcome.result);
       ++summary.completed;
@@ -193,7 +228,8 @@ RunnerSummary run_experiment(const RunnerOptions& options) {
   return summary;
 }
 
-int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path) {
+int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path,
+               const std::string& output_path, const std::string& progress_path) {
   nlohmann::json out;
   int code = 0;
   try {
@@ -203,7 +239,25 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
       if (r.run_id == run_id) run = &r;
     if (run == nullptr) throw ConfigError(fmt::format("config '{}' has no run '{}'", config_path, run_id));
     const Pipeline& pipeline = find_pipeline(run->config.value("pipeline", std::string()), config_path);
-    RunResult result = pipeline.run(run->config, {config_path, run_id});
+    RunContext context{config_path, run_id, output_path, {}};
+    // The rate counts from the first report of this process (not from loading, nor from steps a
+    // resumed run did before).
+    std::optional<std::pair<int64_t, std::chrono::steady_clock::time_point>> first;
+    auto last_write = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    if (!progress_path.empty())
+      context.progress = [&](int64_t done, int64_t total, const std::string& note) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!first) first.emplace(done, now);
+        if (now - last_write < std::chrono::milliseconds(500) && done < total) return;
+        last_write = now;
+        const double elapsed = std::chrono::duration<double>(now - first->second).count();
+        const double rate = elapsed > 0 ? static_cast<double>(done - first->first) / elapsed : 0.0;
+        const std::string tmp = progress_path + ".tmp";
+        std::ofstream(tmp) << nlohmann::json{{"done", done}, {"total", total}, {"note", note}, {"rate", rate}}.dump();
+        std::error_code ec;
+        fs::rename(tmp, progress_path, ec);  // the runner never sees half a file
+      };
+    RunResult result = pipeline.run(run->config, context);
     // this process's own high-water mark (a parent-side rusage would include the runner's pages
     // inherited at fork)
     result.metrics["process_peak_rss_bytes"] = {static_cast<double>(read_process_memory().peak_rss_bytes), "bytes",

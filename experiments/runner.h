@@ -41,7 +41,11 @@ RunnerSummary run_experiment(const RunnerOptions& options);
 
 // Entry point of the worker process: runs one sweep point and writes its RunResult (or
 // {"error": ...}) as JSON to result_path. Returns the process exit code.
-int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path);
+// output_path: the results file (pipelines keep side files such as checkpoints beside it);
+// progress_path: where the run's own progress (RunContext::progress) is written as JSON
+// {"done", "total", "note", "rate" (per second)} for the runner's bar ("" = nowhere).
+int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path,
+               const std::string& output_path = "", const std::string& progress_path = "");
 
 // Library/version strings recorded as provenance.
 std::string torch_version_string();

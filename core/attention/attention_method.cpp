@@ -6,6 +6,8 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <cstdint>
+#include <mutex>
 #include <limits>
 
 #include "core/util/check.h"
@@ -179,7 +181,20 @@ PartialAttention merge_partial_attention(const PartialAttention& a, const Partia
 at::Tensor attention_dropout(const at::Tensor& probs, double p, bool training, at::Generator& generator) {
   if (!training || p <= 0.0) return probs;
   SMYRF_CHECK(p < 1.0, "attention dropout must be in [0, 1), got {}", p);
-  at::Tensor keep = at::empty_like(probs).bernoulli_(1.0 - p, generator);
+  if (generator.device().type() == probs.device().type()) {
+    const at::Tensor keep = at::empty_like(probs).bernoulli_(1.0 - p, generator);
+    return probs * keep / (1.0 - p);
+  }
+  // A CPU generator with CUDA probabilities: the mask is drawn on the tensor's device from that
+  // device's default generator, seeded from ours, so the draws still follow the method's seed.
+  const uint64_t seed = static_cast<uint64_t>(at::randint(INT64_MAX, {1}, generator, at::kLong).item<int64_t>());
+  at::Generator device_generator = at::globalContext().defaultGenerator(probs.device());
+  at::Tensor keep = at::empty_like(probs);
+  {
+    std::lock_guard<std::mutex> lock(device_generator.mutex());
+    device_generator.set_current_seed(seed);
+  }
+  keep.bernoulli_(1.0 - p, device_generator);
   return probs * keep / (1.0 - p);
 }
 

@@ -15,6 +15,8 @@ class ProgressBar {
   // Marks `done` steps finished; `note` describes the step just finished (e.g. the run id).
   void update(int64_t done, const std::string& note = "");
   void finish(const std::string& note = "");
+  // True on a terminal (one redrawn line); callers that update often throttle more when false.
+  bool interactive() const { return interactive_; }
   // "12/33 [=====>      ]  0.84 run/s  ETA 0:25"
   static std::string render(int64_t done, int64_t total, double elapsed_s, int width = 24);
 

@@ -17,12 +17,15 @@ const Pipeline& attention_fidelity_pipeline();
 const Pipeline& speed_pipeline();
 const Pipeline& pretrained_dropin_pipeline();
 const Pipeline& capture_pipeline();
+const Pipeline& glue_pipeline();
+const Pipeline& imdb_pipeline();
 
 namespace {
 
 const std::vector<const Pipeline*>& pipelines() {
   static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline(),
-                                                             &pretrained_dropin_pipeline(), &capture_pipeline()};
+                                                             &pretrained_dropin_pipeline(), &capture_pipeline(),
+                                                             &glue_pipeline(), &imdb_pipeline()};
   return kPipelines;
 }
 

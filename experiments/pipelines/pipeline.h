@@ -5,6 +5,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -17,6 +19,9 @@ namespace smyrf {
 struct RunContext {
   std::string source;   // config file, for messages
   std::string run_id;
+  std::string output_path;  // the results file the runner writes ("" when unknown)
+  // Progress within a long run (e.g. optimizer steps); may be empty. The runner shows it in its bar.
+  std::function<void(int64_t done, int64_t total, const std::string& note)> progress;
 };
 
 class Pipeline {
