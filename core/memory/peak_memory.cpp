@@ -3,6 +3,11 @@
 
 #include <unistd.h>
 
+#ifdef SMYRF_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/cuda.h>
+#endif
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -45,6 +50,25 @@ int64_t available_memory_bytes() {
     if (fields >> kib) return kib * 1024;
   }
   return static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::optional<int64_t> cuda_peak_allocated_bytes(int device) {
+#ifdef SMYRF_WITH_CUDA
+  if (!torch::cuda::is_available()) return std::nullopt;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+  (void)device;
+  return std::nullopt;
+#endif
+}
+
+void reset_cuda_peak(int device) {
+#ifdef SMYRF_WITH_CUDA
+  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+#else
+  (void)device;
+#endif
 }
 
 }  // namespace smyrf

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 namespace smyrf {
 
@@ -24,5 +25,10 @@ bool reset_peak_rss();
 // /proc/meminfo; free pages alone (_SC_AVPHYS_PAGES, the fallback) would refuse runs that fit on a
 // machine whose page cache is warm.
 int64_t available_memory_bytes();
+
+// The CUDA caching allocator's peak of allocated bytes on `device` since the last reset; nullopt in
+// a build without CUDA kernels (SMYRF_WITH_CUDA) or when CUDA is unusable.
+std::optional<int64_t> cuda_peak_allocated_bytes(int device = 0);
+void reset_cuda_peak(int device = 0);
 
 }  // namespace smyrf

@@ -625,6 +625,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
   }
 
   const bool peak_reset = reset_peak_rss();
+  if (device.is_cuda()) reset_cuda_peak(device.index());
   const ProcessMemory memory_before = read_process_memory();
   double eval_time_s = 0;
   std::map<std::string, double> final_metrics;
@@ -776,6 +777,9 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
   result.metrics["peak_rss_delta_bytes"] = {
       peak_reset ? static_cast<double>(memory_after.peak_rss_bytes - memory_before.rss_bytes) : std::nan(""), "bytes",
       false};
+  if (device.is_cuda())
+    if (const auto peak = cuda_peak_allocated_bytes(device.index()))
+      result.metrics["cuda_peak_allocated_bytes"] = {static_cast<double>(*peak), "bytes", false};
   result.metrics["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
   result.metrics["min_padded_length"] = {static_cast<double>(min_length), "count", false};
   add_budget_metrics(budget, result);
