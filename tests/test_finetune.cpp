@@ -232,6 +232,32 @@ TEST(Finetune, KilledRunResumesToTheSameResultAndItsSavedModelScoresAlike) {
   }
 }
 
+// Every paper-table row config is valid as written (only the weights, data and device are swapped for
+// what this machine has), sweeps the nine tasks (GLUE) and sets its row's SMYRF knobs.
+TEST(Finetune, PaperRowConfigsValidate) {
+  const fs::path dir = fresh_dir("paper_configs");
+  const std::vector<std::tuple<std::string, std::string, std::string>> rows = {
+      {"glue_bert128", "9 runs", ""},           {"glue_smyrf_2x32", "9 runs", "q_cluster_size\": 32"},
+      {"glue_smyrf_2x16", "9 runs", "q_cluster_size\": 16"}, {"glue_bert64", "9 runs", ""},
+      {"glue_bert32", "9 runs", ""},            {"imdb_roberta", "1 runs", ""},
+      {"imdb_smyrf_roberta", "1 runs", "n_hashes\": 8"},   {"imdb_bert", "1 runs", ""},
+      {"imdb_smyrf_bert", "1 runs", "n_hashes\": 8"}};
+  for (const auto& [row, runs, knob] : rows) {
+    const bool glue = row.rfind("glue", 0) == 0;
+    const std::string child = write_file(
+        dir / (row + ".json"),
+        fmt::format(R"({{"version": 1, "extends": "{}", "device": "cpu", "model": {{"path": "{}"}}, "data": {{"dir": "{}"}}}})",
+                    repo_path("configs/paper/" + row + ".json"), minilm_path(),
+                    repo_path(glue ? "tests/data/glue" : "tests/data/aclImdb")));
+    const auto result = run_cli("validate " + child);
+    EXPECT_EQ(result.exit_code, 0) << row << "\n" << result.output;
+    EXPECT_NE(result.output.find(runs), std::string::npos) << row << "\n" << result.output;
+    std::ifstream in(repo_path("configs/paper/" + row + ".json"));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!knob.empty()) EXPECT_NE(text.find(knob), std::string::npos) << row;
+  }
+}
+
 TEST(Finetune, BadInputGivesClearErrors) {
   const fs::path dir = fresh_dir("finetune_errors");
   const auto validate = [&](const std::string& name, const std::string& extra) {

@@ -5,11 +5,17 @@
 // Counters: tokens/s, peak RSS growth of the timed calls, the attention's memory fraction, and
 // speedup_vs_dense of the same N measured earlier in this run. Before timing, the SDPA and dense
 // encoders must agree (1e-4 max abs on the last hidden states): a wrong model is never timed.
+// BM_TrainStep: one fine-tuning step of MiniLM with a 2-label classification head on the same
+// batches (forward in training mode, cross-entropy, backward, gradient clipping at 1.0, AdamW step),
+// with dense, SDPA, SMYRF 2x32 and SMYRF 8x32 (the paper's IMDB setting) attention in every layer;
+// the same counters. This is what experiments/pipelines/finetune.cpp does per optimizer step.
 // A model, tokenizer or text that cannot be loaded skips every case with the reason.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 #include <benchmark/benchmark.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -19,6 +25,7 @@
 #include "core/attention/registry.h"
 #include "core/memory/peak_memory.h"
 #include "core/models/encoder.h"
+#include "core/models/sequence_classifier.h"
 #include "core/text/tokenizer.h"
 #include "datasets/text_windows.h"
 
@@ -122,6 +129,67 @@ void BM_Encoder(benchmark::State& state) {
 
 BENCHMARK(BM_Encoder)
     ->ArgsProduct({{128, 512}, {0, 1, 2}})
+    ->ArgNames({"N", "method"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+const std::vector<nlohmann::json>& train_methods() {
+  static const std::vector<nlohmann::json> methods = {
+      {{"method", "dense"}},
+      {{"method", "sdpa"}},
+      {{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 32}},
+      {{"method", "smyrf"}, {"n_hashes", 8}, {"q_cluster_size", 32}}};
+  return methods;
+}
+
+void BM_TrainStep(benchmark::State& state) {
+  std::string why_not;
+  EncoderBench* b = encoder_bench(why_not);
+  if (b == nullptr) {
+    state.SkipWithError(why_not.c_str());
+    return;
+  }
+  const int64_t N = state.range(0);
+  const nlohmann::json& attention = train_methods().at(static_cast<size_t>(state.range(1)));
+  static std::map<int64_t, double> dense_seconds;
+  PretrainedClassifier loaded = load_pretrained_classifier(minilm_dir(), 2, std::nullopt, 0);
+  SequenceClassifier model = loaded.model;
+  model->encoder()->set_attention(make_attention(attention));
+  model->train();
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(5e-5));
+  const auto& [ids, keep] = b->ids_and_keep.at(N);
+  const at::Tensor labels = at::arange(ids.size(0), at::kLong).remainder(2);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto step = [&] {
+    const at::Tensor loss = model->loss(model->forward(ids, std::nullopt, keep, gen), labels);
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    optimizer.step();
+    optimizer.zero_grad();
+    return loss.item<double>();
+  };
+  step();  // warm-up (and the optimizer's state)
+  reset_peak_rss();
+  const ProcessMemory before = read_process_memory();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+  const ProcessMemory after = read_process_memory();
+  const int64_t tokens = keep.sum().item<int64_t>();
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
+  const auto& config = loaded.config;
+  state.counters["memory_fraction"] =
+      make_attention(attention)
+          ->cost({ids.size(0), config.num_attention_heads, N, N, config.head_dim(), config.head_dim(), 4})
+          .memory_fraction;
+  if (state.range(1) == 0) dense_seconds[N] = seconds;
+  if (dense_seconds.count(N)) state.counters["speedup_vs_dense"] = dense_seconds[N] / seconds;
+}
+
+BENCHMARK(BM_TrainStep)
+    ->ArgsProduct({{128, 512}, {0, 1, 2, 3}})
     ->ArgNames({"N", "method"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
