@@ -90,12 +90,22 @@ fs::path run_checkpoints(const std::string& h5, const std::string& run_id) {
 
 TEST(Finetune, EveryGlueTaskTrainsWithSmyrfAndLogsEveryMetric) {
   const fs::path dir = fresh_dir("glue_smoke");
-  const std::string config = finetune_config(dir, "glue", "configs/smoke/glue_tiny.json", "tests/data/glue");
+  // Named like the paper's SMYRF-BERT 2x16 row (the same attention), so that `report --paper` fills it.
+  const std::string config = finetune_config(dir, "glue", "configs/smoke/glue_tiny.json", "tests/data/glue",
+                                             R"(, "name": "paper_glue_smyrf_2x16")");
   const std::string out = (dir / "glue.h5").string();
   const auto result = run_cli("run --no-progress " + config + " --output " + out);
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const auto runs = stored_runs(out);
   ASSERT_EQ(runs.size(), 9u);
+  const auto paper = run_cli("report --paper glue " + out + " --targets " + repo_path("configs/paper/targets.json"));
+  ASSERT_EQ(paper.exit_code, 0) << paper.output;
+  const size_t row = paper.output.find("SMYRF-BERT 2x16");
+  ASSERT_NE(row, std::string::npos) << paper.output;
+  const size_t ours = paper.output.find("ours", row), line_end = paper.output.find('\n', ours);
+  ASSERT_NE(ours, std::string::npos) << paper.output;
+  const std::string ours_line = paper.output.substr(ours, line_end - ours);
+  EXPECT_EQ(ours_line.find("not run"), std::string::npos) << "every cell and the average are filled: " << ours_line;
   for (const auto& [id, run] : runs) {
     SCOPED_TRACE(id);
     ASSERT_EQ(run.status, "complete") << run.error;
