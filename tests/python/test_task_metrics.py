@@ -1,15 +1,20 @@
 """`smyrf score` (experiments/task_metrics.cpp) against scikit-learn and scipy on random inputs.
 
-Every task, several seeds, sizes 1..500: random class ids; STS-B with integer-valued scores (many
-ties, so Spearman's average ranks matter) and with real-valued ones; constant predictions and
-constant labels (MCC 0, Pearson/Spearman NaN -> JSON null). Tolerance 1e-12. Also the exit codes:
-2 for bad input, 3 for a missing file.
+Every task on a table of random cases (CASES): sizes 1, 2, small (3..39), large (40..500) and 500,
+constant predictions and constant labels (MCC 0, zero-division F1, Pearson/Spearman NaN -> JSON
+null), seeds 0..2 spread over them so that each metric family (accuracy with 2 and 3 classes, MCC,
+F1/accuracy, STS-B correlations) sees sizes 1, 2, small and 500 (or large) and both constant kinds
+(a task's own generator per case, seeded by seed, task and case); random class ids, mostly
+right; STS-B with integer-valued scores (many ties, so Spearman's average ranks matter) and with
+real-valued ones. Tolerance 1e-12. Also the exit codes: 2 for bad input, 3 for a missing file.
+38 launches of the CLI, two at a time (each costs most of a second in library loading).
 Run: SMYRF_BUILD_DIR=build python3 -m pytest -q tests/python/test_task_metrics.py
 """
 import json
 import math
 import subprocess
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -19,7 +24,23 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 TOL = 1e-12
 CLASSES = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2, "imdb": 2}
 TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "imdb"]
-SEEDS = [0, 1, 2]
+# task -> [(seed, size or kind)]; for stsb (seed, "integer" | "real", size or kind). Sizes: 1, 2, 500,
+# "small" (3..39), "large" (40..500); kinds: "constant predictions", "constant labels" (n in 5..199).
+CASES = {
+    "cola": [(0, 1), (1, 2), (2, "small"), (0, 500), (1, "constant labels"), (2, "constant predictions")],
+    "mrpc": [(0, 2), (1, 500), (2, "constant predictions")],
+    "qqp": [(1, 1), (2, "small"), (0, "constant labels")],
+    "mnli": [(2, "small"), (0, "large"), (1, "constant predictions")],
+    "sst2": [(0, 2)],
+    "qnli": [(1, "large")],
+    "rte": [(2, 500)],
+    "wnli": [(0, "constant labels")],
+    "imdb": [(1, 1)],
+    "stsb": [(0, "integer", 1), (1, "real", 2), (2, "integer", "small"), (0, "integer", 500),
+             (1, "real", "large"), (2, "real", "small"), (0, "integer", "constant predictions"),
+             (2, "real", "constant labels")],
+}
+assert sorted(CASES) == sorted(TASKS)
 
 
 def correlation(fn, x, y):
@@ -55,9 +76,9 @@ def write_numbers(path, values):
     return path
 
 
-def score(smyrf_cli, tmp_path, task, pred, label):
-    p = write_numbers(tmp_path / "pred.txt", pred)
-    l = write_numbers(tmp_path / "label.txt", label)
+def score(smyrf_cli, tmp_path, task, pred, label, name=""):
+    p = write_numbers(tmp_path / f"{name}pred.txt", pred)
+    l = write_numbers(tmp_path / f"{name}label.txt", label)
     proc = subprocess.run([str(smyrf_cli), "score", "--task", task, "--predictions", str(p), "--labels", str(l)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -74,34 +95,44 @@ def check(got, want, context):
             assert abs(got[name] - value) <= TOL, f"{context}: {name} = {got[name]!r}, expected {value!r}"
 
 
-def cases(task, seed):
-    """(description, predictions, labels) for one task and seed."""
-    rng = np.random.default_rng(1000 * seed + TASKS.index(task))
-    sizes = [1, 2, int(rng.integers(3, 40)), int(rng.integers(40, 501))] + ([500] if seed == 0 else [])
-    out = []
-    for n in sizes:
-        if task == "stsb":
-            out.append((f"n={n} integer scores", rng.integers(0, 6, n).astype(float), rng.integers(0, 6, n).astype(float)))
-            out.append((f"n={n} real scores", rng.uniform(0, 5, n), rng.uniform(0, 5, n)))
-        else:
-            k = CLASSES[task]
-            label = rng.integers(0, k, n)
-            # mostly right, so that the metrics are not all near chance
-            pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, k, n))
-            out.append((f"n={n}", pred.astype(float), label.astype(float)))
-    n = int(rng.integers(5, 200))
-    value = float(rng.integers(0, 6 if task == "stsb" else CLASSES[task]))
-    varied = rng.integers(0, 6 if task == "stsb" else CLASSES[task], n).astype(float)
-    out.append((f"n={n} constant predictions", np.full(n, value), varied))
-    out.append((f"n={n} constant labels", varied, np.full(n, value)))
-    return out
+def make_case(task, index, case):
+    """(description, predictions, labels) of CASES[task][index]; its own generator per case."""
+    seed, *rest = case
+    scores = rest.pop(0) if task == "stsb" else None
+    (size,) = rest
+    rng = np.random.default_rng([seed, TASKS.index(task), index])
+    top = 6 if task == "stsb" else CLASSES[task]  # class ids or integer scores are 0 .. top-1
+
+    def draw(n):
+        if scores == "real":
+            return rng.uniform(0, 5, n)
+        return rng.integers(0, top, n).astype(float)
+
+    description = f"seed {seed} case {index}" + (f" {scores} scores" if scores else "")
+    if size in ("constant predictions", "constant labels"):
+        n = int(rng.integers(5, 200))
+        value = float(rng.integers(0, top)) if scores != "real" else float(rng.uniform(0, 5))
+        varied = draw(n)
+        constant = np.full(n, value)
+        pair = (constant, varied) if size == "constant predictions" else (varied, constant)
+        return f"{description} n={n} {size}", *pair
+    n = {"small": lambda: int(rng.integers(3, 40)), "large": lambda: int(rng.integers(40, 501))}.get(size, lambda: size)()
+    if task == "stsb":
+        return f"{description} n={n}", draw(n), draw(n)
+    label = rng.integers(0, top, n)
+    # mostly right, so that the metrics are not all near chance
+    pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, top, n))
+    return f"{description} n={n}", pred.astype(float), label.astype(float)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("task", TASKS)
-def test_score_matches_sklearn_and_scipy(smyrf_cli, tmp_path, task, seed):
-    for description, pred, label in cases(task, seed):
-        check(score(smyrf_cli, tmp_path, task, pred, label), expected(task, pred, label), f"{task} seed {seed} {description}")
+def test_score_matches_sklearn_and_scipy(smyrf_cli, tmp_path, task):
+    cases = [make_case(task, i, case) for i, case in enumerate(CASES[task])]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the launches are independent: halve the wall time
+        got = list(pool.map(lambda ic: score(smyrf_cli, tmp_path, task, ic[1][1], ic[1][2], name=f"{ic[0]}_"),
+                            enumerate(cases)))
+    for (description, pred, label), result in zip(cases, got):
+        check(result, expected(task, pred, label), f"{task} {description}")
 
 
 def test_constant_inputs_give_mcc_zero_and_null_correlations(smyrf_cli, tmp_path):
