@@ -18,6 +18,7 @@
 #include "core/util/strings.h"
 #include "experiments/results_store.h"
 #include "experiments/task_metrics.h"
+#include "experiments/text_table.h"
 
 namespace smyrf {
 namespace {
@@ -214,72 +215,7 @@ std::string first_line_brief(const std::string& text) {
 
 // ---------------------------------------------------------------- layout
 
-struct Column {
-  std::string header;
-  bool numeric = false;  // right-aligned
-  std::vector<std::string> cells;
-};
-
-size_t display_width(const std::string& s) {
-  size_t chars = 0;
-  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
-  return chars;
-}
-
-std::string pad(const std::string& s, size_t width, bool right) {
-  const size_t w = display_width(s);
-  const std::string fill(width > w ? width - w : 0, ' ');
-  return right ? fill + s : s + fill;
-}
-
-std::string render_text(const std::vector<Column>& columns, const std::string& indent) {
-  const size_t rows = columns.empty() ? 0 : columns.front().cells.size();
-  std::vector<size_t> widths;
-  for (const auto& c : columns) {
-    size_t w = display_width(c.header);
-    for (const auto& cell : c.cells) w = std::max(w, display_width(cell));
-    widths.push_back(w);
-  }
-  std::string out;
-  auto line = [&](auto&& cell_of) {
-    std::string row = indent;
-    for (size_t c = 0; c < columns.size(); ++c) {
-      if (c > 0) row += "  ";
-      row += pad(cell_of(c), widths[c], columns[c].numeric);
-    }
-    while (!row.empty() && row.back() == ' ') row.pop_back();
-    out += row + "\n";
-  };
-  line([&](size_t c) { return columns[c].header; });
-  line([&](size_t c) { return std::string(widths[c], '-'); });
-  for (size_t r = 0; r < rows; ++r) line([&](size_t c) { return columns[c].cells[r]; });
-  return out;
-}
-
-std::string markdown_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n') out += ' ';
-    else out += ch;
-  }
-  return out;
-}
-
-std::string render_markdown(const std::vector<Column>& columns) {
-  const size_t rows = columns.empty() ? 0 : columns.front().cells.size();
-  std::string out = "|";
-  for (const auto& c : columns) out += " " + markdown_escape(c.header) + " |";
-  out += "\n|";
-  for (const auto& c : columns) out += c.numeric ? " ---: |" : " :--- |";
-  out += "\n";
-  for (size_t r = 0; r < rows; ++r) {
-    out += "|";
-    for (const auto& c : columns) out += " " + markdown_escape(c.cells[r]) + " |";
-    out += "\n";
-  }
-  return out;
-}
+using Column = TextTableColumn;
 
 std::string format_value(double v) { return std::isnan(v) ? "nan" : fmt::format("{:.2f}", v); }
 
@@ -542,7 +478,7 @@ std::string format_paper_comparison(const PaperComparison& cmp, const PaperTarge
       col.cells.push_back(format_diff(cell));
     }
   }
-  out += markdown ? render_markdown(columns) : render_text(columns, "");
+  out += markdown ? render_markdown_table(columns) : render_text_table(columns);
   out += "\n";
   out += item(fmt::format("ours: the mean over complete runs{}, \"(n=K)\" when K runs were averaged; diff = ours - paper",
                           format_scale(t.scale)));
@@ -570,7 +506,7 @@ std::string format_paper_comparison(const PaperComparison& cmp, const PaperTarge
       vcols[0].cells.push_back(cmp.rows[r].row.name);
       for (size_t v = 0; v < cmp.variants.size(); ++v) vcols[v + 1].cells.push_back(format_ours(cmp.variants[v].cells[r]));
     }
-    out += markdown ? render_markdown(vcols) : render_text(vcols, "");
+    out += markdown ? render_markdown_table(vcols) : render_text_table(vcols);
   }
 
   // ---- notes, failures, what matched nothing

@@ -15,6 +15,7 @@
 
 #include "core/util/check.h"
 #include "experiments/results_store.h"
+#include "experiments/text_table.h"
 
 namespace smyrf {
 namespace {
@@ -92,10 +93,8 @@ std::string format_count(double value) {
 
 // ---------------------------------------------------------------- table rendering
 
-struct Column {
-  std::string header;
-  bool numeric = false;  // right-aligned
-  std::vector<std::string> cells;
+// An identity column also keeps its numbers, to sort numerically.
+struct Column : TextTableColumn {
   std::vector<double> values;  // numeric identity columns: sort keys (NaN = absent, sorts first)
 };
 
@@ -117,67 +116,6 @@ std::vector<size_t> row_order(const std::vector<Column>& ident, const std::vecto
   };
   std::stable_sort(order.begin(), order.end(), less);
   return order;
-}
-
-std::string pad(const std::string& s, size_t width, bool right) {
-  // Width in code points, so that UTF-8 text ("…") does not shift the columns.
-  size_t chars = 0;
-  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
-  const std::string fill(width > chars ? width - chars : 0, ' ');
-  return right ? fill + s : s + fill;
-}
-
-size_t display_width(const std::string& s) {
-  size_t chars = 0;
-  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
-  return chars;
-}
-
-std::string render_text(const std::vector<Column>& columns, size_t rows) {
-  std::vector<size_t> widths;
-  for (const auto& c : columns) {
-    size_t w = display_width(c.header);
-    for (const auto& cell : c.cells) w = std::max(w, display_width(cell));
-    widths.push_back(w);
-  }
-  std::string out;
-  auto line = [&](auto&& cell_of) {
-    std::string row;
-    for (size_t c = 0; c < columns.size(); ++c) {
-      if (c > 0) row += "  ";
-      row += pad(cell_of(c), widths[c], columns[c].numeric);
-    }
-    while (!row.empty() && row.back() == ' ') row.pop_back();
-    out += row + "\n";
-  };
-  line([&](size_t c) { return columns[c].header; });
-  line([&](size_t c) { return std::string(widths[c], '-'); });
-  for (size_t r = 0; r < rows; ++r) line([&](size_t c) { return columns[c].cells[r]; });
-  return out;
-}
-
-std::string markdown_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n') out += ' ';
-    else out += ch;
-  }
-  return out;
-}
-
-std::string render_markdown(const std::vector<Column>& columns, size_t rows) {
-  std::string out = "|";
-  for (const auto& c : columns) out += " " + markdown_escape(c.header) + " |";
-  out += "\n|";
-  for (const auto& c : columns) out += c.numeric ? " ---: |" : " :--- |";
-  out += "\n";
-  for (size_t r = 0; r < rows; ++r) {
-    out += "|";
-    for (const auto& c : columns) out += " " + markdown_escape(c.cells[r]) + " |";
-    out += "\n";
-  }
-  return out;
 }
 
 std::string first_line_brief(const std::string& text) {
@@ -244,7 +182,7 @@ std::string format_report(const std::string& h5_path, bool markdown) {
 
   // ---- identity columns: method, knobs, sweep keys that add information
   std::vector<Column> ident;
-  Column method{"method", false, {}, {}};
+  Column method{{"method", false, {}}, {}};
   for (const auto& r : runs) method.cells.push_back(r.info.method.empty() ? "-" : r.info.method);
   ident.push_back(method);
   std::map<std::string, std::vector<std::string>> shown;  // leaf -> cells, to spot redundant sweep keys
@@ -254,7 +192,7 @@ std::string format_report(const std::string& h5_path, bool markdown) {
                                                      {"q_cluster_size", &RunInfo::q_cluster_size},
                                                      {"k_cluster_size", &RunInfo::k_cluster_size}};
   for (const auto& [knob, field] : knobs) {
-    Column c{knob, true, {}, {}};
+    Column c{{knob, true, {}}, {}};
     bool any = false;
     for (const auto& r : runs) {
       const auto& v = r.info.*field;
@@ -268,7 +206,7 @@ std::string format_report(const std::string& h5_path, bool markdown) {
   const std::vector<SummaryColumn> summary = summarize_runs(runs);
   for (const auto& sc : summary) {
     if (sc.source != "sweep") continue;
-    Column c{sc.column.name, !sc.column.is_string, {}, sc.column.is_string ? std::vector<double>{} : sc.column.numbers};
+    Column c{{sc.column.name, !sc.column.is_string, {}}, sc.column.is_string ? std::vector<double>{} : sc.column.numbers};
     for (size_t r = 0; r < n; ++r) {
       c.cells.push_back(sc.column.is_string ? (sc.column.strings[r].empty() ? "-" : sc.column.strings[r])
                                             : format_number(sc.column.numbers[r]));
@@ -286,12 +224,12 @@ std::string format_report(const std::string& h5_path, bool markdown) {
   }
   std::vector<Column> columns;
   if (!unique) {
-    Column id{"run_id", false, {}, {}};
+    Column id{{"run_id", false, {}}, {}};
     for (const auto& r : runs) id.cells.push_back(r.info.run_id);
     columns.push_back(std::move(id));
   }
   columns.insert(columns.end(), ident.begin(), ident.end());
-  Column status{"status", false, {}, {}};
+  Column status{{"status", false, {}}, {}};
   for (const auto& r : runs) status.cells.push_back(r.status);
   columns.push_back(std::move(status));
 
@@ -308,7 +246,7 @@ std::string format_report(const std::string& h5_path, bool markdown) {
   std::stable_sort(metrics.begin(), metrics.end(),
                    [](const MetricColumn& a, const MetricColumn& b) { return a.rank < b.rank; });
   for (const auto& m : metrics) {
-    Column c{m.name, true, {}, {}};
+    Column c{{m.name, true, {}}, {}};
     for (const auto& r : runs) {
       auto it = r.result.metrics.find(m.name);
       c.cells.push_back(it == r.result.metrics.end() ? "-" : format_metric_value(m.name, m.unit, it->second.value));
@@ -322,7 +260,8 @@ std::string format_report(const std::string& h5_path, bool markdown) {
     for (size_t i : order) sorted.push_back(std::move(c.cells[i]));
     c.cells = std::move(sorted);
   }
-  out += markdown ? render_markdown(columns, n) : render_text(columns, n);
+  const std::vector<TextTableColumn> table(columns.begin(), columns.end());
+  out += markdown ? render_markdown_table(table) : render_text_table(table);
 
   // ---- failures, one line per distinct error so that a sweep failing everywhere stays short
   std::vector<std::pair<std::string, std::vector<std::string>>> by_error;  // error -> run ids

@@ -105,15 +105,8 @@ TEST(Cli, KilledSweepResumesWithCompletedRunsIntact) {
     "attention": {"method": "smyrf"}, "eval": {"warmup": 1, "repeats": 4},
     "sweep": {"attention.n_hashes": [1, 2, 3, 4, 5, 6], "attention.q_cluster_size": [32, 64]},
     "output": {"path": "unused.h5"}})");
-  const pid_t pid = fork();
+  const pid_t pid = test::start_run_in_background(config, out);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(SMYRF_CLI_PATH, SMYRF_CLI_PATH, "run", "--no-progress", config.c_str(), "--output", out.c_str(), nullptr);
-    _exit(127);
-  }
   // wait until at least two runs are complete, then kill the runner mid-sweep
   std::vector<std::string> complete_before;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);

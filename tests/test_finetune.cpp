@@ -179,15 +179,8 @@ TEST(Finetune, KilledRunResumesToTheSameResultAndItsSavedModelScoresAlike) {
   const auto uninterrupted = run_cli("run --no-progress " + config + " --output " + whole);
   ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.output;
 
-  const pid_t pid = fork();
+  const pid_t pid = test::start_run_in_background(config, killed);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(SMYRF_CLI_PATH, SMYRF_CLI_PATH, "run", "--no-progress", config.c_str(), "--output", killed.c_str(), nullptr);
-    _exit(127);
-  }
   const fs::path state = run_checkpoints(killed, "run") / "ckpt" / "state.json";
   int64_t step_at_kill = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);

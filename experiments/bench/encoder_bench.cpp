@@ -90,6 +90,27 @@ at::Tensor run_encoder(EncoderBench& b, int64_t N, const nlohmann::json& attenti
   return b.model.encoder->forward(ids, std::nullopt, keep, gen).hidden_BNC;
 }
 
+// Counters of a finished timing loop that started at t0 (case arguments: N, then the method's
+// index, 0 = dense): tokens/s, peak RSS growth since `before`, the method's memory fraction, and the
+// speedup over dense at the same N when dense ran earlier in this process.
+void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point t0, const ProcessMemory& before,
+                  const at::Tensor& keep_BN, const EncoderConfig& config, const nlohmann::json& attention,
+                  std::map<int64_t, double>& dense_seconds) {
+  const int64_t N = state.range(0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+  const ProcessMemory after = read_process_memory();
+  const int64_t tokens = keep_BN.sum().item<int64_t>();
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
+  state.counters["memory_fraction"] =
+      make_attention(attention)
+          ->cost({keep_BN.size(0), config.num_attention_heads, N, N, config.head_dim(), config.head_dim(), 4})
+          .memory_fraction;
+  if (state.range(1) == 0) dense_seconds[N] = seconds;
+  if (dense_seconds.count(N)) state.counters["speedup_vs_dense"] = dense_seconds[N] / seconds;
+}
+
 void BM_Encoder(benchmark::State& state) {
   std::string why_not;
   EncoderBench* b = encoder_bench(why_not);
@@ -113,19 +134,7 @@ void BM_Encoder(benchmark::State& state) {
   const ProcessMemory before = read_process_memory();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) benchmark::DoNotOptimize(run_encoder(*b, N, attention).data_ptr());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-  const ProcessMemory after = read_process_memory();
-  const int64_t tokens = keep.sum().item<int64_t>();
-  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
-  const auto& config = b->model.config;
-  state.counters["memory_fraction"] =
-      make_attention(attention)
-          ->cost({ids.size(0), config.num_attention_heads, N, N, config.head_dim(), config.head_dim(), 4})
-          .memory_fraction;
-  if (state.range(1) == 0) dense_seconds[N] = seconds;
-  if (dense_seconds.count(N)) state.counters["speedup_vs_dense"] = dense_seconds[N] / seconds;
+  set_counters(state, t0, before, keep, b->model.config, attention, dense_seconds);
 }
 
 BENCHMARK(BM_Encoder)
@@ -176,19 +185,7 @@ void BM_TrainStep(benchmark::State& state) {
   step();  // warm-up
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) benchmark::DoNotOptimize(step());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                         static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-  const ProcessMemory after = read_process_memory();
-  const int64_t tokens = keep.sum().item<int64_t>();
-  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["peak_rss_growth_MiB"] = static_cast<double>(after.peak_rss_bytes - before.rss_bytes) / (1 << 20);
-  const auto& config = loaded.config;
-  state.counters["memory_fraction"] =
-      make_attention(attention)
-          ->cost({ids.size(0), config.num_attention_heads, N, N, config.head_dim(), config.head_dim(), 4})
-          .memory_fraction;
-  if (state.range(1) == 0) dense_seconds[N] = seconds;
-  if (dense_seconds.count(N)) state.counters["speedup_vs_dense"] = dense_seconds[N] / seconds;
+  set_counters(state, t0, before, keep, loaded.config, attention, dense_seconds);
 }
 
 BENCHMARK(BM_TrainStep)  // SMYRF 8x32 only at 512 tokens: at 128 it would cost twice dense

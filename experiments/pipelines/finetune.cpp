@@ -25,6 +25,7 @@
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
+#include "experiments/pipelines/pretrained_text.h"
 #include "experiments/task_metrics.h"
 
 namespace smyrf {
@@ -108,21 +109,6 @@ struct EvalOptions {
         e.variants.emplace_back(name, attention);
       }
     return e;
-  }
-};
-
-struct FinetuneModelSection {
-  std::string path;
-  std::vector<int64_t> attention_layers;
-  static FinetuneModelSection from_json(const json& config, const std::string& source) {
-    FinetuneModelSection m;
-    JsonReader r(config.value("model", json::object()), "model", source);
-    r.require("path", m.path).get("attention_layers", m.attention_layers);
-    r.finish();
-    for (int64_t layer : m.attention_layers)
-      if (layer < 0)
-        throw ConfigError(fmt::format("config '{}': 'model.attention_layers' holds {}; layers count from 0", source, layer));
-    return m;
   }
 };
 
@@ -511,7 +497,7 @@ void FinetuneDataOptions::read(JsonReader& r) {
 }
 
 void validate_finetune_config(const json& config, const RunContext& ctx, const FinetuneDataOptions& data) {
-  const auto model = FinetuneModelSection::from_json(config, ctx.source);
+  const auto model = PretrainedModelSection::from_json(config, ctx.source);
   TrainOptions::from_json(config, ctx.source);
   const EvalOptions eval = EvalOptions::from_json(config, ctx.source);
   checkpoints_root(config, ctx);
@@ -536,7 +522,7 @@ void validate_finetune_config(const json& config, const RunContext& ctx, const F
 RunResult run_finetune(const json& config, const RunContext& ctx, const FinetuneDataOptions& data,
                        const FinetuneSplits& splits) {
   apply_thread_setting(config);
-  const auto model_section = FinetuneModelSection::from_json(config, ctx.source);
+  const auto model_section = PretrainedModelSection::from_json(config, ctx.source);
   const TrainOptions train = TrainOptions::from_json(config, ctx.source);
   const EvalOptions eval = EvalOptions::from_json(config, ctx.source);
   const at::Device device = device_of(config, ctx.source);
