@@ -312,10 +312,10 @@ int main_impl(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Same seed, same bits: with MKL_DYNAMIC on (MKL's default) MKL may run a product on fewer threads
-  // than asked when the machine is busy, which changes its summation order, so a fine-tuning run
-  // killed and resumed under load diverged from an uninterrupted one (tests/test_finetune.cpp).
-  // Set before the first BLAS call; a user's own MKL_DYNAMIC wins.
+  // Same seed, same bits: with MKL's default MKL_DYNAMIC on, MKL may use fewer threads than asked,
+  // and with them another summation order. Under load, 1 of 8 identical fine-tuning runs here gave
+  // another first-step loss (and a killed-and-resumed run diverged, tests/test_finetune.cpp); with
+  // MKL_DYNAMIC=FALSE 12 of 12 agreed. Set before the first BLAS call; a user's own setting wins.
   setenv("MKL_DYNAMIC", "FALSE", /*overwrite=*/0);
   try {
     return main_impl(argc, argv);

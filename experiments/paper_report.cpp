@@ -313,14 +313,12 @@ PaperComparison compare_with_paper(const PaperTable& table, const std::vector<st
     const ResultsHeader header = store.header();
     LoadedFile f;
     f.info.path = path;
-    if (header.config.is_object()) {
-      f.info.config_name = header.config.value("name", std::string());
-      f.info.pipeline = header.config.value("pipeline", std::string());
-    }
+    f.runs = store.read_runs(/*include_arrays=*/false);
+    f.info.config_name = experiment_field(header, f.runs, "name");
+    f.info.pipeline = experiment_field(header, f.runs, "pipeline");
     f.info.git_sha = header.provenance.git_sha;
     f.info.git_dirty = header.provenance.git_dirty;
     f.info.created_utc = header.provenance.created_utc;
-    f.runs = store.read_runs(/*include_arrays=*/false);
     for (const auto& r : f.runs) {
       if (r.status == "complete") ++f.info.complete;
       else if (r.status == "failed") ++f.info.failed;

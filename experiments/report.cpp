@@ -162,8 +162,9 @@ std::string format_report(const std::string& h5_path, bool markdown) {
   // ---- provenance
   const auto& p = header.provenance;
   std::string sha = p.git_sha.substr(0, kShortShaChars) + (p.git_dirty ? " (dirty)" : "");
-  std::string name = header.config.is_object() ? header.config.value("name", std::string("?")) : "?";
-  std::string pipeline = header.config.is_object() ? header.config.value("pipeline", std::string("?")) : "?";
+  std::string name = experiment_field(header, runs, "name"), pipeline = experiment_field(header, runs, "pipeline");
+  if (name.empty()) name = "?";
+  if (pipeline.empty()) pipeline = "?";
   std::map<std::string, int> by_status;
   for (const auto& r : runs) ++by_status[r.status];
   const std::string counts = fmt::format("{} runs: {} complete, {} failed, {} running", n, by_status["complete"],

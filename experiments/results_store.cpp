@@ -670,4 +670,14 @@ void ResultsStore::import_runs(const std::vector<StoredRun>& runs) {
   });
 }
 
+std::string experiment_field(const ResultsHeader& header, const std::vector<StoredRun>& runs, const std::string& key) {
+  if (header.config.is_object() && header.config.contains(key) && header.config[key].is_string())
+    return header.config[key].get<std::string>();
+  for (const StoredRun& run : runs)
+    if (run.info.resolved_config.is_object() && run.info.resolved_config.contains(key) &&
+        run.info.resolved_config[key].is_string())
+      return run.info.resolved_config[key].get<std::string>();
+  return "";
+}
+
 }  // namespace smyrf

@@ -88,6 +88,10 @@ struct ResultsHeader {
   nlohmann::json config;  // the config as given (before sweep expansion)
 };
 
+// A top-level key of the experiment's config ("name", "pipeline"): from the config as given, else
+// (a config that inherits it through `extends`) from the first run's resolved config; "" if absent.
+std::string experiment_field(const ResultsHeader& header, const std::vector<StoredRun>& runs, const std::string& key);
+
 // One /summary column and where it came from.
 struct SummaryColumn {
   H5Column column;

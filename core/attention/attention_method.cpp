@@ -7,8 +7,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <mutex>
 #include <limits>
+#include <mutex>
 
 #include "core/util/check.h"
 #include "core/util/strings.h"

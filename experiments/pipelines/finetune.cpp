@@ -676,7 +676,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
         state.window_loss = 0;
         state.window_count = 0;
       }
-      if (ctx.progress) ctx.progress(state.step, total_steps, fmt::format("epoch {}", state.epoch + 1));
+      if (ctx.progress) ctx.progress(state.step, total_steps, fmt::format("epoch {}, step", state.epoch + 1));
       const bool epoch_done = state.next_batch >= batches_per_epoch;
       const bool due = train.checkpoint_every > 0 && state.step % train.checkpoint_every == 0;
       if ((due || epoch_done) && state.step < total_steps) {

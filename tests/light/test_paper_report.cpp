@@ -16,6 +16,7 @@
 
 #include "core/util/check.h"
 #include "experiments/paper_report.h"
+#include "experiments/report.h"
 #include "experiments/results_store.h"
 #include "tests/support/light_test_support.h"
 
@@ -436,6 +437,40 @@ TEST_F(PaperReportTest, Markdown) {
   EXPECT_TRUE(contains(md, "- `" + h5 + "`: config paper_glue_bert128"));
   EXPECT_TRUE(contains(md, "**notes:**"));
   EXPECT_TRUE(contains(md, "| model | MRPC accuracy | MRPC acc_and_f1 | QQP f1 | QQP accuracy | STS-B pearson | STS-B spearman |"));
+}
+
+}  // namespace
+}  // namespace smyrf
+
+namespace smyrf {
+namespace {
+
+// A config that inherits its name through `extends` (as a user's copy of a paper row does) still
+// matches its row: the name comes from the runs' resolved config.
+TEST_F(PaperReportTest, ConfigNameInheritedThroughExtendsMatchesItsRow) {
+  const std::string path = file("extends.h5");
+  {
+    auto store = ResultsStore::open_or_create(path, json{{"version", 1}, {"extends", "glue_smyrf_2x32.json"}},
+                                              fake_provenance());
+    RunInfo info;
+    info.run_id = "task=rte";
+    info.method = "smyrf";
+    info.resolved_config = {{"version", 1}, {"name", "paper_glue_smyrf_2x32"}, {"pipeline", "glue"},
+                            {"data", {{"task", "rte"}}}};
+    info.sweep_point = {{"data.task", "rte"}};
+    store.mark_running(info);
+    RunResult result;
+    result.metrics["accuracy"] = {0.7, "fraction", true};
+    store.complete(info.run_id, result);
+  }
+  const auto header = ResultsStore::open_existing(path).header();
+  const auto runs = ResultsStore::open_existing(path).read_runs(false);
+  EXPECT_EQ(experiment_field(header, runs, "name"), "paper_glue_smyrf_2x32");
+  EXPECT_EQ(experiment_field(header, runs, "pipeline"), "glue");
+  EXPECT_EQ(experiment_field(header, runs, "seed"), "");
+  const std::string report = format_paper_report(kShippedTargets, "glue", {path}, false);
+  EXPECT_TRUE(contains(report, "70.00")) << report;
+  EXPECT_TRUE(contains(format_report(path, false), "experiment paper_glue_smyrf_2x32, pipeline glue"));
 }
 
 }  // namespace
