@@ -16,6 +16,7 @@
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
+#include "experiments/pipelines/pretrained_text.h"
 
 namespace smyrf {
 namespace {
@@ -96,11 +97,8 @@ int64_t encode_to_hdf5(const EncodeRequest& request) {
         throw ConfigError(fmt::format("sequence {} holds type id {}, but model '{}' has {} token types", i + 1, type,
                                       request.model_dir, config.type_vocab_size));
   }
-  const PaddedBatch padded = pad_batch(encodings, pad_id);
-  const std::vector<int64_t> shape{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
-  const at::Tensor ids = at::tensor(padded.ids_BN, at::kLong).view(shape);
-  const at::Tensor type_ids = at::tensor(padded.type_ids_BN, at::kLong).view(shape);
-  const at::Tensor keep = at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0);
+  const TokenBatch batch = token_batch(pad_batch(encodings, pad_id));
+  const at::Tensor &ids = batch.ids_BN, &type_ids = batch.type_ids_BN, &keep = batch.keep_BN;
 
   nlohmann::json attention;
   try {
@@ -146,7 +144,7 @@ int64_t encode_to_hdf5(const EncodeRequest& request) {
   if (encoded.pooled_BC.defined()) write_dataset(file, "/pooled", encoded.pooled_BC, request.float64);
   if (logits.defined()) write_dataset(file, "/logits", logits, request.float64);
   file.close();
-  return static_cast<int64_t>(padded.batch);
+  return ids.size(0);
 }
 
 }  // namespace smyrf

@@ -537,9 +537,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_name) {
 
 // ---------------------------------------------------------------------------------------------
 
-PaddedBatch pad_batch(const std::vector<Encoding>& encodings, int64_t pad_id) {
+PaddedBatch pad_batch(const std::vector<Encoding>& encodings, int64_t pad_id, size_t min_length) {
   PaddedBatch b;
   b.batch = encodings.size();
+  b.length = encodings.empty() ? 0 : min_length;
   for (const Encoding& e : encodings) {
     SMYRF_CHECK(e.type_ids.size() == e.ids.size(), "pad_batch: an encoding has {} ids but {} type ids", e.ids.size(),
                 e.type_ids.size());

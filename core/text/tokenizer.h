@@ -85,7 +85,9 @@ struct PaddedBatch {
   std::vector<int64_t> ids_BN, type_ids_BN, mask_BN;
   size_t batch = 0, length = 0;
 };
-PaddedBatch pad_batch(const std::vector<Encoding>& encodings, int64_t pad_id);
+// min_length: pad to at least this many positions even when every member is shorter (a method
+// that cannot serve short sequences, e.g. SMYRF with a cluster longer than the batch).
+PaddedBatch pad_batch(const std::vector<Encoding>& encodings, int64_t pad_id, size_t min_length = 0);
 
 // HF's "longest_first" truncation of a pair to at most max_length ids in total (no special tokens
 // involved; callers subtract them first).

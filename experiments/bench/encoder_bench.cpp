@@ -90,6 +90,14 @@ at::Tensor run_encoder(EncoderBench& b, int64_t N, const nlohmann::json& attenti
   return b.model.encoder->forward(ids, std::nullopt, keep, gen).hidden_BNC;
 }
 
+// The loaded model and inputs, or nullptr after skipping the case with the reason.
+EncoderBench* encoder_bench_or_skip(benchmark::State& state) {
+  std::string why_not;
+  EncoderBench* b = encoder_bench(why_not);
+  if (b == nullptr) state.SkipWithError(why_not.c_str());
+  return b;
+}
+
 // Counters of a finished timing loop that started at t0 (case arguments: N, then the method's
 // index, 0 = dense): tokens/s, peak RSS growth since `before`, the method's memory fraction, and the
 // speedup over dense at the same N when dense ran earlier in this process.
@@ -112,12 +120,8 @@ void set_counters(benchmark::State& state, std::chrono::steady_clock::time_point
 }
 
 void BM_Encoder(benchmark::State& state) {
-  std::string why_not;
-  EncoderBench* b = encoder_bench(why_not);
-  if (b == nullptr) {
-    state.SkipWithError(why_not.c_str());
-    return;
-  }
+  EncoderBench* b = encoder_bench_or_skip(state);
+  if (b == nullptr) return;
   const int64_t N = state.range(0);
   const nlohmann::json& attention = encoder_methods().at(static_cast<size_t>(state.range(1)));
   static std::map<int64_t, double> dense_seconds;
@@ -153,12 +157,8 @@ const std::vector<nlohmann::json>& train_methods() {
 }
 
 void BM_TrainStep(benchmark::State& state) {
-  std::string why_not;
-  EncoderBench* b = encoder_bench(why_not);
-  if (b == nullptr) {
-    state.SkipWithError(why_not.c_str());
-    return;
-  }
+  EncoderBench* b = encoder_bench_or_skip(state);
+  if (b == nullptr) return;
   const int64_t N = state.range(0);
   const nlohmann::json& attention = train_methods().at(static_cast<size_t>(state.range(1)));
   static std::map<int64_t, double> dense_seconds;

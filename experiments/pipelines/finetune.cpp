@@ -185,25 +185,13 @@ DeviceBatch make_batch(const EncodedSplit& split, const std::vector<size_t>& mem
     encodings.push_back(split.encodings[i]);
     labels.push_back(split.labels[i]);
   }
-  if (!encodings.empty() && static_cast<int64_t>(encodings.front().ids.size()) < min_length) {
-    // One padded member of min_length makes pad_batch pad everyone to it.
-    Encoding& e = encodings.front();
-    e.type_ids.resize(static_cast<size_t>(min_length), 0);
-    e.ids.resize(static_cast<size_t>(min_length), pad_id);
-  }
-  PaddedBatch padded = pad_batch(encodings, pad_id);
-  if (!encodings.empty()) {
-    const size_t real = split.encodings[members.front()].ids.size();
-    for (size_t t = real; t < padded.length; ++t) padded.mask_BN[t] = 0;  // the member padded above
-  }
-  const std::vector<int64_t> shape{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
+  const TokenBatch tokens = token_batch(pad_batch(encodings, pad_id, static_cast<size_t>(min_length)));
   DeviceBatch b;
-  b.ids_BN = at::tensor(padded.ids_BN, at::kLong).view(shape).to(device);
-  b.type_ids_BN = at::tensor(padded.type_ids_BN, at::kLong).view(shape).to(device);
-  const at::Tensor keep = at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0);
-  b.real_tokens = keep.sum().item<int64_t>();
-  b.padded_tokens = keep.numel();
-  b.keep_BN = keep.to(device);
+  b.ids_BN = tokens.ids_BN.to(device);
+  b.type_ids_BN = tokens.type_ids_BN.to(device);
+  b.keep_BN = tokens.keep_BN.to(device);
+  b.real_tokens = tokens.real_tokens();
+  b.padded_tokens = tokens.keep_BN.numel();
   const at::Tensor labels_B = at::tensor(labels, at::kDouble);
   b.labels_B = (split.regression ? labels_B.to(at::kFloat) : labels_B.to(at::kLong)).to(device);
   return b;

@@ -48,6 +48,15 @@ TextDataSection TextDataSection::from_json(const nlohmann::json& config, const s
 
 int64_t TokenBatch::real_tokens() const { return keep_BN.sum().item<int64_t>(); }
 
+TokenBatch token_batch(const PaddedBatch& padded) {
+  const std::vector<int64_t> shape{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
+  TokenBatch batch;
+  batch.ids_BN = at::tensor(padded.ids_BN, at::kLong).view(shape);
+  batch.type_ids_BN = at::tensor(padded.type_ids_BN, at::kLong).view(shape);
+  batch.keep_BN = at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0);
+  return batch;
+}
+
 void validate_pretrained_text(const PretrainedModelSection& model, const TextDataSection& data, const std::string& source) {
   namespace fs = std::filesystem;
   if (!fs::is_regular_file(fs::path(model.path) / "config.json"))
@@ -81,13 +90,7 @@ PretrainedText load_pretrained_text(const PretrainedModelSection& model, const T
     std::vector<Encoding> encodings;
     for (size_t i = first; i < std::min(text.windows.size(), first + static_cast<size_t>(data.batch)); ++i)
       encodings.push_back(text.windows[i].encoding);
-    const PaddedBatch padded = pad_batch(encodings, tokenizer->pad_id());
-    const auto shape = std::vector<int64_t>{static_cast<int64_t>(padded.batch), static_cast<int64_t>(padded.length)};
-    TokenBatch batch;
-    batch.ids_BN = at::tensor(padded.ids_BN, at::kLong).view(shape);
-    batch.type_ids_BN = at::tensor(padded.type_ids_BN, at::kLong).view(shape);
-    batch.keep_BN = at::tensor(padded.mask_BN, at::kLong).view(shape).ne(0);
-    text.batches.push_back(batch);
+    text.batches.push_back(token_batch(pad_batch(encodings, tokenizer->pad_id())));
   }
   return text;
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/models/encoder.h"
+#include "core/text/tokenizer.h"
 #include "datasets/text_windows.h"
 
 namespace smyrf {
@@ -40,6 +41,8 @@ struct TokenBatch {
   at::Tensor ids_BN, type_ids_BN, keep_BN;  // int64, int64, bool
   int64_t real_tokens() const;
 };
+// The tensors of a padded batch (core/text/tokenizer.h), on the CPU.
+TokenBatch token_batch(const PaddedBatch& padded);
 
 struct PretrainedText {
   PretrainedEncoder model;

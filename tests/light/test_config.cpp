@@ -32,19 +32,8 @@ constexpr const char* kMinimal = R"({
   "output": {"path": "results/t.h5"}
 })";
 
-class ConfigTest : public testing::Test {
+class ConfigTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(testing::TempDir()) /
-           (std::string("smyrf_config_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   // Writes `text` to dir_/relative and returns the full path.
   std::string write(const std::string& relative, const std::string& text) {
     const fs::path p = dir_ / relative;
@@ -70,7 +59,6 @@ class ConfigTest : public testing::Test {
     for (const RunSpec& r : c.runs) ids.push_back(r.run_id);
     return ids;
   }
-  fs::path dir_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -32,25 +32,12 @@ const std::string kShippedTargets = std::string(SMYRF_TEST_DATA_DIR) + "/../../c
 const std::vector<std::string> kGlueColumns = {"CoLA", "MNLI-m", "MNLI-mm", "MRPC", "QNLI",
                                                "QQP",  "RTE",    "SST-2",   "STS-B"};
 
-class PaperReportTest : public ::testing::Test {
+class PaperReportTest : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("smyrf_pr_") + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
   std::string write_text(const std::string& name, const std::string& text) const {
     std::ofstream(file(name)) << text;
     return file(name);
   }
-  fs::path dir_;
 };
 
 struct FakeRun {

@@ -26,6 +26,7 @@
 #include "core/util/provenance.h"
 #include "experiments/report.h"
 #include "experiments/results_store.h"
+#include "tests/support/light_test_support.h"
 
 namespace smyrf {
 namespace {
@@ -36,27 +37,14 @@ using nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // A fresh directory per test, removed afterwards.
-class TempDir : public ::testing::Test {
+class TempDir : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("smyrf_rs_") + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
   std::vector<std::string> dir_entries() const {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
   }
-  fs::path dir_;
 };
 
 std::string read_bytes(const std::string& path) {

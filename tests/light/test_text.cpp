@@ -309,18 +309,8 @@ TEST(Bpe, MergeWithUnknownTokenNamesTheSource) {
 // ---------------------------------------------------------------------------------------------
 // Whole tokenizers loaded from files
 
-class TokenizerFiles : public testing::Test {
+class TokenizerFiles : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(testing::TempDir()) / (std::string("smyrf_text_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   void write(const std::string& name, const std::string& content) {
     std::ofstream(dir_ / name, std::ios::binary) << content;
   }
@@ -351,7 +341,6 @@ class TokenizerFiles : public testing::Test {
   static int64_t byte_id(char c) { return 5 + static_cast<unsigned char>(c); }
   std::string dir() const { return dir_.string(); }
 
-  fs::path dir_;
 };
 
 TEST_F(TokenizerFiles, WordPieceFromVocabTxt) {
@@ -477,13 +466,20 @@ TEST_F(TokenizerFiles, ByteLevelBpeFromVocabJsonAndMerges) {
   EXPECT_EQ(load_tokenizer(dir())->ids_of("there"), tok->ids_of(" there"));
 }
 
-TEST(PadBatch, RightPadsToTheLongest) {
+TEST(PadBatch, RightPadsToTheLongestOrTheMinimum) {
   const PaddedBatch b = pad_batch({{{5, 6, 7}, {0, 0, 0}}, {{5, 6, 7, 8, 9}, {0, 0, 1, 1, 1}}, {{}, {}}}, 1);
   EXPECT_EQ(b.batch, 3u);
   EXPECT_EQ(b.length, 5u);
   EXPECT_EQ(b.ids_BN, (std::vector<int64_t>{5, 6, 7, 1, 1, 5, 6, 7, 8, 9, 1, 1, 1, 1, 1}));
   EXPECT_EQ(b.type_ids_BN, (std::vector<int64_t>{0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0}));
   EXPECT_EQ(b.mask_BN, (std::vector<int64_t>{1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}));
+  // A minimum length pads every member past the longest, masked.
+  const PaddedBatch wide = pad_batch({{{5, 6}, {0, 1}}, {{7}, {0}}}, 1, 4);
+  EXPECT_EQ(wide.length, 4u);
+  EXPECT_EQ(wide.ids_BN, (std::vector<int64_t>{5, 6, 1, 1, 7, 1, 1, 1}));
+  EXPECT_EQ(wide.type_ids_BN, (std::vector<int64_t>{0, 1, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(wide.mask_BN, (std::vector<int64_t>{1, 1, 0, 0, 1, 0, 0, 0}));
+  EXPECT_EQ(pad_batch({{{5, 6, 7}, {0, 0, 0}}}, 1, 2).length, 3u);  // never shorter than the longest
   const PaddedBatch empty = pad_batch({}, 0);
   EXPECT_EQ(empty.batch, 0u);
   EXPECT_TRUE(empty.ids_BN.empty());

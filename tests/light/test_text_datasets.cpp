@@ -294,18 +294,8 @@ TEST(GlueFixture, LabelListsAreValidated) {
 // ---------------------------------------------------------------------------------------------
 // Files written per test: layouts, and every error
 
-class GlueFile : public testing::Test {
+class GlueFile : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / (std::string("smyrf_glue_") + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   // Writes `bytes` (exactly) to dir_/<task dir>/<split>.tsv and returns the path.
   std::string write(const std::string& task_dir, const std::string& split, const std::string& bytes) {
     const fs::path p = dir_ / task_dir / (split + ".tsv");
@@ -314,7 +304,6 @@ class GlueFile : public testing::Test {
     return p.string();
   }
   std::string dir() const { return dir_.string(); }
-  fs::path dir_;
 };
 
 TEST_F(GlueFile, BomCrlfAndTrailingEmptyLinesAreStripped) {
@@ -557,18 +546,11 @@ TEST(ImdbFixture, UnknownBrModeIsAConfigError) {
 }
 
 // A copy of the fixture tree per test, to break in one place.
-class ImdbTree : public testing::Test {
+class ImdbTree : public test::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / (std::string("smyrf_imdb_") + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     fs::copy(kImdbDir, dir_ / "aclImdb", fs::copy_options::recursive);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
   std::string root() const { return (dir_ / "aclImdb").string(); }
   std::string write(const std::string& relative, const std::string& bytes) {
@@ -577,7 +559,6 @@ class ImdbTree : public testing::Test {
     std::ofstream(p, std::ios::binary) << bytes;
     return p.string();
   }
-  fs::path dir_;
 };
 
 TEST_F(ImdbTree, CopyLoadsLikeTheFixture) { EXPECT_EQ(load_imdb_split(root(), "test").examples.size(), 24u); }
