@@ -189,6 +189,11 @@ StoredRun read_run(const H5File& file, const std::string& run_id, bool include_a
       run.result.metrics.emplace(name, std::move(m));
     }
   }
+  if (file.is_group(group + "/notes")) {
+    const AttrMap notes(file, group + "/notes");
+    for (const auto& item : file.read_attrs(group + "/notes"))
+      if (auto text = notes.string(item.first.c_str())) run.result.notes.emplace(item.first, *text);
+  }
   if (!include_arrays) return run;
   const std::string curves = group + "/curves";
   if (file.is_group(curves)) {
@@ -240,7 +245,7 @@ void write_run_attrs(H5File& file, const StoredRun& run) {
 void write_result(H5File& file, const std::string& store_path, const std::string& run_id,
                   const RunResult& result) {
   const std::string group = run_group(run_id);
-  for (const char* sub : {"metrics", "curves", "tensors"}) {
+  for (const char* sub : {"metrics", "curves", "tensors", "notes"}) {
     file.remove(group + "/" + sub);
     file.create_groups(group + "/" + sub);
   }
@@ -250,6 +255,10 @@ void write_result(H5File& file, const std::string& store_path, const std::string
     file.write_scalar(dset, metric.value);
     file.set_attr(dset, "unit", metric.unit);
     file.set_attr(dset, "higher_is_better", metric.higher_is_better);
+  }
+  for (const auto& [name, text] : result.notes) {
+    check_name(store_path, "note", name, run_id);
+    file.set_attr(group + "/notes", name, text);
   }
   for (const auto& [name, curve] : result.curves) {
     check_name(store_path, "curve", name, run_id);

@@ -59,6 +59,9 @@ struct RunResult {
   std::map<std::string, Metric> metrics;              // -> /runs/<id>/metrics/<name>
   std::map<std::string, std::vector<double>> curves;  // -> /runs/<id>/curves/<name>
   std::map<std::string, NamedArray> tensors;          // -> /runs/<id>/tensors/<name>
+  // Text beside the numbers: why a metric is unavailable (FID without Inception weights), or what
+  // produced one (weights, sample count). -> string attributes of /runs/<id>/notes
+  std::map<std::string, std::string> notes;
 };
 
 struct RunInfo {

@@ -338,6 +338,7 @@ TEST_F(ResultsStoreTest, CompleteThenReopenReadsBackExactValues) {
   result.curves["train_loss"] = {2.5, 1.25, 0.625};
   result.tensors["per_head_error"] = {{0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3}, false};
   result.tensors["q_capture"] = {{1.0 / 3.0, 2.0}, {1, 2}, true};
+  result.notes["fid"] = "unavailable: no Inception weights file given";
   {
     ResultsStore store = ResultsStore::open_or_create(path, experiment_config(), fixed_provenance());
     store.mark_running(info);
@@ -382,6 +383,7 @@ TEST_F(ResultsStoreTest, CompleteThenReopenReadsBackExactValues) {
     EXPECT_EQ(got.higher_is_better, m.higher_is_better) << name;
   }
   EXPECT_EQ(r.result.curves.at("train_loss"), result.curves.at("train_loss"));
+  EXPECT_EQ(r.result.notes, result.notes);
   const NamedArray& heads = r.result.tensors.at("per_head_error");
   EXPECT_EQ(heads.data, result.tensors.at("per_head_error").data);
   EXPECT_EQ(heads.dims, (std::vector<int64_t>{2, 3}));
@@ -403,6 +405,7 @@ TEST_F(ResultsStoreTest, CompleteThenReopenReadsBackExactValues) {
   EXPECT_EQ(f.attr_double("runs/n_hashes=2", "memory_fraction"), 0.5);
   EXPECT_EQ(f.stored_element_bits("runs/n_hashes=2/tensors/q_capture"), 32);
   EXPECT_FALSE(f.has_attr("runs/n_hashes=2", "error"));
+  EXPECT_EQ(f.attr_string("runs/n_hashes=2/notes", "fid"), "unavailable: no Inception weights file given");
 }
 
 TEST_F(ResultsStoreTest, StatusLifecycle) {
