@@ -26,25 +26,18 @@ namespace fs = std::filesystem;
 using test::fresh_dir;
 using test::run_cli;
 using test::write_file;
-
-std::string repo_path(const std::string& relative) { return (fs::path(SMYRF_SOURCE_DIR) / relative).string(); }
+using test::curve_of;
+using test::merge_into;
+using test::metric_value;
+using test::repo_path;
+using test::run_checkpoints;
+using test::stored_runs;
 
 std::string minilm_path() {
   const std::string dir = repo_path("models/all-MiniLM-L6-v2");
   // Not a skip: setup.sh creates this link, and a test that silently passes without it tests nothing.
   EXPECT_TRUE(fs::is_regular_file(fs::path(dir) / "model.safetensors")) << dir << " is missing: run scripts/setup.sh";
   return dir;
-}
-
-// Objects merge key by key; anything else (null included) replaces, as `extends` does.
-void merge_into(nlohmann::json& base, const nlohmann::json& extra) {
-  for (const auto& [key, value] : extra.items()) {
-    if (value.is_object() && base.contains(key) && base[key].is_object()) {
-      merge_into(base[key], value);
-    } else {
-      base[key] = value;
-    }
-  }
 }
 
 // A config extending `base` (a repository path) with the model and data made absolute (ctest runs
@@ -57,36 +50,6 @@ std::string finetune_config(const fs::path& dir, const std::string& name, const 
   return write_file(dir / (name + ".json"), config.dump(1));
 }
 
-std::map<std::string, StoredRun> stored_runs(const std::string& h5) {
-  std::map<std::string, StoredRun> runs;
-  for (auto& run : ResultsStore::open_existing(h5).read_runs()) runs[run.info.run_id] = run;
-  return runs;
-}
-
-double metric_value(const StoredRun& run, const std::string& name) {
-  const auto it = run.result.metrics.find(name);
-  if (it == run.result.metrics.end()) {
-    ADD_FAILURE() << run.info.run_id << " has no metric " << name;
-    return std::nan("");
-  }
-  return it->second.value;
-}
-
-const std::vector<double>& curve_of(const StoredRun& run, const std::string& name) {
-  static const std::vector<double> kEmpty;
-  const auto it = run.result.curves.find(name);
-  if (it == run.result.curves.end()) {
-    ADD_FAILURE() << run.info.run_id << " has no curve " << name;
-    return kEmpty;
-  }
-  return it->second;
-}
-
-fs::path run_checkpoints(const std::string& h5, const std::string& run_id) {
-  fs::path p(h5);
-  p.replace_extension();
-  return fs::path(p.string() + ".checkpoints") / run_id;
-}
 
 TEST(Finetune, EveryGlueTaskTrainsWithSmyrfAndLogsEveryMetric) {
   const fs::path dir = fresh_dir("glue_smoke");

@@ -25,6 +25,7 @@
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
+#include "experiments/pipelines/checkpoint.h"
 #include "experiments/pipelines/pretrained_text.h"
 #include "experiments/task_metrics.h"
 
@@ -111,26 +112,6 @@ struct EvalOptions {
     return e;
   }
 };
-
-// <output.path without .h5>.checkpoints, or output.checkpoints.
-std::string checkpoints_root(const json& config, const RunContext& ctx) {
-  JsonReader r(config.value("output", json::object()), "output", ctx.source);
-  std::string path, root;
-  r.get("path", path).get("checkpoints", root);
-  r.finish();
-  if (!root.empty()) return root;
-  if (!ctx.output_path.empty()) path = ctx.output_path;
-  fs::path p(path);
-  if (p.extension() == ".h5") p.replace_extension();
-  return p.string() + ".checkpoints";
-}
-
-at::Device device_of(const json& config, const std::string& source) {
-  const std::string device = config.value("device", std::string("cpu"));
-  if (device == "cpu") return at::Device(at::kCPU);
-  if (device == "cuda") return at::Device(at::kCUDA, 0);
-  throw ConfigError(fmt::format("config '{}': 'device' is '{}'; fine-tuning runs on \"cpu\" or \"cuda\"", source, device));
-}
 
 // ---- data -----------------------------------------------------------------------------------
 
@@ -322,13 +303,6 @@ struct TrainState {
   }
 };
 
-// The parts of a config that decide the computation (not where results go, nor the thread count).
-json run_identity(json config) {
-  config.erase("output");
-  config.erase("threads");
-  return config;
-}
-
 std::vector<at::Generator> generators_to_save(at::Generator& method_gen, const at::Device& device) {
   std::vector<at::Generator> gens{method_gen, at::detail::getDefaultCPUGenerator()};
   if (device.is_cuda()) gens.push_back(at::globalContext().defaultGenerator(device));
@@ -337,41 +311,13 @@ std::vector<at::Generator> generators_to_save(at::Generator& method_gen, const a
 
 void save_checkpoint(const fs::path& run_dir, const json& identity, const TrainState& state, torch::nn::Module& model,
                      torch::optim::Optimizer& optimizer, std::vector<at::Generator> generators) {
-  const fs::path tmp = run_dir / "ckpt.tmp", current = run_dir / "ckpt", old = run_dir / "ckpt.old";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  write_safetensors((tmp / "model.safetensors").string(), cpu_parameters(model));
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  for (size_t i = 0; i < generators.size(); ++i) {
-    std::lock_guard<std::mutex> lock(generators[i].mutex());
-    archive.write("generator_" + std::to_string(i), generators[i].get_state(), /*is_buffer=*/true);
-  }
-  archive.save_to((tmp / "optimizer.pt").string());
-  {
-    std::ofstream out(tmp / "state.json");
-    out << json{{"identity", identity}, {"state", state.to_json()}}.dump(1);
-    if (!out) throw IoError(fmt::format("cannot write checkpoint '{}'", (tmp / "state.json").string()));
-  }
-  // A crash at any point leaves ckpt or ckpt.old complete.
-  fs::remove_all(old);
-  if (fs::exists(current)) fs::rename(current, old);
-  fs::rename(tmp, current);
-  fs::remove_all(old);
-}
-
-// The run's checkpoint when it was made by the same config; nullopt otherwise (the caller starts over).
-std::optional<fs::path> usable_checkpoint(const fs::path& run_dir, const json& identity) {
-  for (const char* name : {"ckpt", "ckpt.old"}) {
-    const fs::path dir = run_dir / name;
-    if (!fs::is_regular_file(dir / "state.json") || !fs::is_regular_file(dir / "optimizer.pt")) continue;
-    std::ifstream in(dir / "state.json");
-    const json saved = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (saved.is_object() && saved.contains("identity") && saved["identity"] == identity) return dir;
-    fmt::print(stderr, "checkpoint '{}' was made with another config: starting over\n", dir.string());
-    return std::nullopt;
-  }
-  return std::nullopt;
+  write_checkpoint(run_dir, identity, state.to_json(), [&](const fs::path& dir) {
+    write_safetensors((dir / "model.safetensors").string(), cpu_parameters(model));
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    save_generators(archive, std::move(generators));
+    archive.save_to((dir / "optimizer.pt").string());
+  });
 }
 
 TrainState load_checkpoint(const fs::path& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
@@ -380,14 +326,8 @@ TrainState load_checkpoint(const fs::path& dir, torch::nn::Module& model, torch:
   torch::serialize::InputArchive archive;
   archive.load_from((dir / "optimizer.pt").string());
   optimizer.load(archive);
-  for (size_t i = 0; i < generators.size(); ++i) {
-    at::Tensor state;
-    archive.read("generator_" + std::to_string(i), state, /*is_buffer=*/true);
-    std::lock_guard<std::mutex> lock(generators[i].mutex());
-    generators[i].set_state(state);
-  }
-  std::ifstream in(dir / "state.json");
-  return TrainState::from_json(json::parse(in).at("state"));
+  load_generators(archive, std::move(generators));
+  return TrainState::from_json(checkpoint_state(dir));
 }
 
 // A Hugging Face directory of the fine-tuned model: transformers and this engine both load it.
@@ -489,7 +429,7 @@ void validate_finetune_config(const json& config, const RunContext& ctx, const F
   TrainOptions::from_json(config, ctx.source);
   const EvalOptions eval = EvalOptions::from_json(config, ctx.source);
   checkpoints_root(config, ctx);
-  device_of(config, ctx.source);
+  training_device(config, ctx.source, /*require_available=*/false);
   if (!fs::is_regular_file(fs::path(model.path) / "config.json"))
     throw IoError(fmt::format("config '{}': 'model.path' is '{}', which holds no config.json; give a Hugging Face model "
                               "directory (scripts/setup.sh links models/all-MiniLM-L6-v2; scripts/fetch_models.sh "
@@ -513,10 +453,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
   const auto model_section = PretrainedModelSection::from_json(config, ctx.source);
   const TrainOptions train = TrainOptions::from_json(config, ctx.source);
   const EvalOptions eval = EvalOptions::from_json(config, ctx.source);
-  const at::Device device = device_of(config, ctx.source);
-  if (device.is_cuda() && !torch::cuda::is_available())
-    throw ConfigError(fmt::format("config '{}': 'device' is \"cuda\" but this machine has no usable CUDA device; use "
-                                  "\"cpu\"", ctx.source));
+  const at::Device device = training_device(config, ctx.source);
   const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
   const fs::path run_dir = fs::path(checkpoints_root(config, ctx)) / ctx.run_id;
 

@@ -1,5 +1,5 @@
 // Helpers of the tests that drive the `smyrf` CLI (SMYRF_CLI_PATH) end to end: run it and capture
-// its exit code and output, fresh temporary directories, small files.
+// its exit code and output, fresh temporary directories, small files, and read back what runs stored.
 #pragma once
 
 #include <fcntl.h>
@@ -7,10 +7,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "experiments/results_store.h"
 
 namespace smyrf::test {
 
@@ -53,6 +61,56 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
 inline std::string write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;
   return path.string();
+}
+
+// ---- results and configs of end-to-end runs ----------------------------------------------------
+
+// A path in the source tree (ctest runs in the build tree).
+inline std::string repo_path(const std::string& relative) {
+  return (std::filesystem::path(SMYRF_SOURCE_DIR) / relative).string();
+}
+
+// Objects merge key by key; anything else (null included) replaces, as `extends` does.
+inline void merge_into(nlohmann::json& base, const nlohmann::json& extra) {
+  for (const auto& [key, value] : extra.items()) {
+    if (value.is_object() && base.contains(key) && base[key].is_object()) {
+      merge_into(base[key], value);
+    } else {
+      base[key] = value;
+    }
+  }
+}
+
+inline std::map<std::string, StoredRun> stored_runs(const std::string& h5) {
+  std::map<std::string, StoredRun> runs;
+  for (auto& run : ResultsStore::open_existing(h5).read_runs()) runs[run.info.run_id] = run;
+  return runs;
+}
+
+inline double metric_value(const StoredRun& run, const std::string& name) {
+  const auto it = run.result.metrics.find(name);
+  if (it == run.result.metrics.end()) {
+    ADD_FAILURE() << run.info.run_id << " has no metric " << name;
+    return std::nan("");
+  }
+  return it->second.value;
+}
+
+inline const std::vector<double>& curve_of(const StoredRun& run, const std::string& name) {
+  static const std::vector<double> kEmpty;
+  const auto it = run.result.curves.find(name);
+  if (it == run.result.curves.end()) {
+    ADD_FAILURE() << run.info.run_id << " has no curve " << name;
+    return kEmpty;
+  }
+  return it->second;
+}
+
+// <results file without .h5>.checkpoints/<run_id>: where a training run keeps its checkpoints.
+inline std::filesystem::path run_checkpoints(const std::string& h5, const std::string& run_id) {
+  std::filesystem::path p(h5);
+  p.replace_extension();
+  return std::filesystem::path(p.string() + ".checkpoints") / run_id;
 }
 
 }  // namespace smyrf::test
