@@ -21,6 +21,9 @@
 //                [--layers L,..] [--max-length N] [--seed S] [--float64]
 //                                         a BERT/RoBERTa directory's hidden states, sentence
 //                                         embeddings, pooler output and classifier logits
+//   smyrf fid-stats | fid | kid | inception-score
+//                                         image metrics over FID Inception-v3 (issue 6); usage in
+//                                         their block below (experiments/image_metrics.h)
 //   smyrf worker ...                      internal: one run in its own process (used by `run`)
 // The only place where exceptions become exit codes: 0 ok, 1 runs failed or internal error,
 // 2 bad config, 3 file problem.
@@ -33,19 +36,24 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/cuda.h>
 
 #include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
 #include "core/text/tokenizer.h"
 #include "core/util/hdf5_file.h"
+#include "core/util/progress.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
 #include "experiments/encode.h"
+#include "experiments/image_metrics.h"
 #include "experiments/paper_report.h"
 #include "experiments/pipelines/pipeline.h"
 #include "experiments/report.h"
@@ -148,6 +156,182 @@ int run_score(const std::string& task, const std::string& predictions_path, cons
   return 0;
 }
 
+// ---- image metrics (issue 6): FID / KID / IS over FID Inception-v3 (experiments/image_metrics.h)
+//   smyrf fid-stats --weights W.safetensors --images IMAGES.h5 --output STATS.h5 [--dataset imgs]
+//                   [--batch 50] [--features-output F.h5] [--device auto|cpu|cuda] [--threads N]
+//                   [--no-progress]
+//       pool3 statistics of the uint8 (N, 3, H, W) images in IMAGES.h5 (BigGAN-PyTorch make_hdf5
+//       layout); --features-output also keeps the raw pool3 [N, 2048] and logits [N, 1008]
+//   smyrf fid --stats A.h5 --stats B.h5              {"fid": x}
+//   smyrf kid --features A.h5 --features B.h5 [--subsets 100] [--subset-size 1000] [--seed 0]
+//                                                    {"kid_mean", "kid_std", "subsets", "subset_size"}
+//   smyrf inception-score --features F.h5 [--splits 10]   {"is_mean", "is_std", "splits"}
+// Files that record different feature networks or weights are refused (exit 2).
+struct ImageMetricCommands {
+  CLI::App* fid_stats = nullptr;
+  CLI::App* fid = nullptr;
+  CLI::App* kid = nullptr;
+  CLI::App* inception_score = nullptr;
+  std::string weights, images, dataset = "imgs", output, features_output, device = "auto";
+  int64_t batch = 50;
+  int threads = 0;
+  bool no_progress = false;
+  std::vector<std::string> stats_files, feature_files;
+  int64_t subsets = 100, subset_size = 1000, splits = 10;
+  uint64_t seed = 0;
+};
+
+void add_image_metric_commands(CLI::App& app, ImageMetricCommands& c) {
+  c.fid_stats = app.add_subcommand("fid-stats", "FID Inception-v3 pool3 statistics of uint8 images in HDF5");
+  c.fid_stats->add_option("--weights", c.weights, "inception_fid.safetensors (scripts/convert_fid_inception.py)")->required();
+  c.fid_stats->add_option("--images", c.images, "HDF5 file with uint8 images (N, 3, H, W)")->required();
+  c.fid_stats->add_option("--dataset", c.dataset, "dataset holding the images (default imgs)");
+  c.fid_stats->add_option("--output,-o", c.output, "statistics file (.h5): /mu, /sigma")->required();
+  c.fid_stats->add_option("--batch", c.batch, "images per forward pass (default 50)");
+  c.fid_stats->add_option("--features-output", c.features_output, "also write /pool3 and /logits here (.h5)");
+  c.fid_stats->add_option("--device", c.device, "auto (CUDA when available), cpu or cuda[:i]");
+  c.fid_stats->add_option("--threads", c.threads, "CPU threads (default: all cores)");
+  c.fid_stats->add_flag("--no-progress", c.no_progress, "no progress bar");
+
+  c.fid = app.add_subcommand("fid", "Frechet Inception Distance between two statistics files (JSON)");
+  c.fid->add_option("--stats", c.stats_files, "statistics file (.h5), given twice")->required();
+
+  c.kid = app.add_subcommand("kid", "Kernel Inception Distance between two features files (JSON)");
+  c.kid->add_option("--features", c.feature_files, "features file (.h5) with /pool3, given twice")->required();
+  c.kid->add_option("--subsets", c.subsets, "random subsets averaged over (default 100)");
+  c.kid->add_option("--subset-size", c.subset_size, "rows per subset, capped at the smaller set (default 1000)");
+  c.kid->add_option("--seed", c.seed, "seed of the subset draws (default 0)");
+
+  c.inception_score = app.add_subcommand("inception-score", "Inception Score of a features file's /logits (JSON)");
+  c.inception_score->add_option("--features", c.feature_files, "features file (.h5) with /logits")->required();
+  c.inception_score->add_option("--splits", c.splits, "consecutive splits (default 10)");
+}
+
+// pytorch-fid's threshold: below 2048 samples the 2048-d covariance is singular.
+constexpr int64_t kFidMinRecommendedCount = 2048;
+
+void warn_about_feature_files(const std::vector<std::string>& warnings, const std::vector<int64_t>& counts,
+                              const std::vector<std::string>& paths) {
+  for (const auto& w : warnings) fmt::print(stderr, "warning: {}\n", w);
+  for (size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] >= 0 && counts[i] < kFidMinRecommendedCount)
+      fmt::print(stderr, "warning: '{}' comes from {} images; below {} the covariance is singular and FID/KID are "
+                 "not comparable with published numbers (report N with every score)\n",
+                 paths[i], counts[i], kFidMinRecommendedCount);
+}
+
+void require_two(const std::vector<std::string>& files, const std::string& command, const std::string& option) {
+  if (files.size() != 2)
+    throw smyrf::ConfigError(fmt::format("smyrf {} compares two files: give {} exactly twice (got {})", command, option,
+                                         files.size()));
+}
+
+int run_fid_stats(const ImageMetricCommands& c) {
+  if (c.batch < 1) throw smyrf::ConfigError(fmt::format("--batch must be >= 1, got {}", c.batch));
+  at::Device device(at::kCPU);
+  if (c.device == "auto") {
+    if (torch::cuda::is_available()) device = at::Device(at::kCUDA);
+  } else {
+    try {
+      device = at::Device(c.device);
+    } catch (const c10::Error&) {
+      throw smyrf::ConfigError(fmt::format("--device '{}' is not a device: use auto, cpu or cuda[:i]", c.device));
+    }
+    if (device.is_cuda() && !torch::cuda::is_available())
+      throw smyrf::ConfigError(fmt::format("--device {}: no CUDA device is available", c.device));
+  }
+  const smyrf::H5File images = smyrf::H5File::open(c.images, /*writable=*/false);
+  if (!images.is_dataset(c.dataset))
+    throw smyrf::IoError(fmt::format("'{}' has no dataset '/{}': images are read as uint8 (N, 3, H, W) from /imgs "
+                                     "(BigGAN-PyTorch's make_hdf5 layout); name another with --dataset",
+                                     c.images, c.dataset));
+  const std::vector<int64_t> dims = images.dataset_dims(c.dataset);
+  if (dims.size() != 4 || dims[1] != 3 || dims[2] < 1 || dims[3] < 1)
+    throw smyrf::IoError(fmt::format("'{}': /{} has shape [{}], expected uint8 images (N, 3, H, W)", c.images,
+                                     c.dataset, smyrf::join([&] {
+                                       std::vector<std::string> parts;
+                                       for (int64_t d : dims) parts.push_back(std::to_string(d));
+                                       return parts;
+                                     }(), ", ")));
+  try {
+    images.read_array_u8(c.dataset, 0, 0);  // checks the element type, reads nothing
+  } catch (const smyrf::Error& e) {
+    throw smyrf::IoError(fmt::format("{} (images are stored as uint8 0..255, as BigGAN-PyTorch's make_hdf5 writes them)",
+                                     e.what()));
+  }
+  const int64_t n = dims[0];
+  if (n < 2) throw smyrf::ConfigError(fmt::format("'{}' holds {} image(s); statistics need at least 2", c.images, n));
+
+  // LibTorch starts with one thread on these machines.
+  at::set_num_threads(c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  smyrf::FidInceptionV3 net = smyrf::FidInceptionV3Impl::load(c.weights);
+  net->to(device);
+  std::optional<smyrf::ProgressBar> bar;
+  if (!c.no_progress) bar.emplace("inception", n);
+  int64_t shown_twentieths = 0;
+  const auto progress = [&](int64_t done, int64_t total) {
+    // A log gets about 20 lines, a terminal one redrawn line.
+    if (!bar || (!bar->interactive() && done * 20 / total == shown_twentieths && done != total)) return;
+    shown_twentieths = done * 20 / total;
+    bar->update(done);
+  };
+  const smyrf::InceptionBatchOutputs outputs = smyrf::run_inception(
+      net,
+      [&](int64_t start, int64_t count) {
+        smyrf::H5Array<uint8_t> batch = images.read_array_u8(c.dataset, start, count);
+        return at::from_blob(batch.data.data(), batch.dims, at::kByte).clone();
+      },
+      n, c.batch, progress);
+  if (bar) bar->finish();
+  const smyrf::FeatureSource source = smyrf::fid_feature_source(net, fmt::format("{}:/{}", c.images, c.dataset));
+  smyrf::write_feature_stats(c.output, smyrf::feature_stats(outputs.pool3_N2048), source);
+  if (!c.features_output.empty()) smyrf::write_inception_features(c.features_output, outputs, source);
+  fmt::print("{}: {} images ({}x{}) -> pool3 statistics {}{} (device {})\n", c.images, n, dims[2], dims[3], c.output,
+             c.features_output.empty() ? "" : ", features " + c.features_output, device.str());
+  warn_about_feature_files({}, {n}, {c.images});
+  return 0;
+}
+
+// Runs the image-metric subcommand that was given; nullopt when it was another one.
+std::optional<int> run_image_metric_command(const ImageMetricCommands& c) {
+  if (*c.fid_stats) return run_fid_stats(c);
+  if (*c.fid) {
+    require_two(c.stats_files, "fid", "--stats");
+    const smyrf::StoredFeatureStats a = smyrf::read_feature_stats(c.stats_files[0]);
+    const smyrf::StoredFeatureStats b = smyrf::read_feature_stats(c.stats_files[1]);
+    warn_about_feature_files(smyrf::check_same_features(a.source, c.stats_files[0], b.source, c.stats_files[1]),
+                             {a.stats.count, b.stats.count}, c.stats_files);
+    nlohmann::ordered_json out = {{"fid", smyrf::frechet_distance(a.stats, b.stats)}};
+    fmt::print("{}\n", out.dump());
+    return 0;
+  }
+  if (*c.kid) {
+    require_two(c.feature_files, "kid", "--features");
+    const at::Tensor a = smyrf::read_feature_array(c.feature_files[0], "pool3");
+    const at::Tensor b = smyrf::read_feature_array(c.feature_files[1], "pool3");
+    warn_about_feature_files(smyrf::check_same_features(smyrf::read_feature_source(c.feature_files[0]), c.feature_files[0],
+                                                        smyrf::read_feature_source(c.feature_files[1]), c.feature_files[1]),
+                             {}, {});
+    const smyrf::MeanStd k = smyrf::kid(a, b, c.subsets, c.subset_size, c.seed);
+    nlohmann::ordered_json out = {{"kid_mean", k.mean},
+                                  {"kid_std", k.std},
+                                  {"subsets", c.subsets},
+                                  {"subset_size", std::min({c.subset_size, a.size(0), b.size(0)})}};
+    fmt::print("{}\n", out.dump());
+    return 0;
+  }
+  if (*c.inception_score) {
+    if (c.feature_files.size() != 1)
+      throw smyrf::ConfigError(fmt::format("smyrf inception-score takes one --features file, got {}", c.feature_files.size()));
+    const smyrf::MeanStd is = smyrf::inception_score(smyrf::read_feature_array(c.feature_files[0], "logits"), c.splits);
+    nlohmann::ordered_json out = {{"is_mean", is.mean}, {"is_std", is.std}, {"splits", c.splits}};
+    fmt::print("{}\n", out.dump());
+    return 0;
+  }
+  return std::nullopt;
+}
+// ---- end of image metrics (issue 6)
+
 int main_impl(int argc, char** argv) {
   CLI::App app{"smyrf: benchmark and reproduce efficient attention (SMYRF and peers)"};
   app.require_subcommand(1);
@@ -227,7 +411,10 @@ int main_impl(int argc, char** argv) {
   worker->add_option("--output", worker_output);
   worker->add_option("--progress", worker_progress);
 
+  ImageMetricCommands image_metrics;  // image metrics (issue 6)
+  add_image_metric_commands(app, image_metrics);
   CLI11_PARSE(app, argc, argv);
+  if (const auto rc = run_image_metric_command(image_metrics)) return *rc;  // image metrics (issue 6)
 
   if (*worker) return smyrf::run_worker(config_path, run_id, result_path, worker_output, worker_progress);
   if (*tokenize) {

@@ -722,6 +722,55 @@ int H5File::stored_element_bits(const std::string& path) const {
   return static_cast<int>(H5Tget_size(type.get()) * 8);
 }
 
+std::vector<int64_t> H5File::dataset_dims(const std::string& path) const {
+  if (!is_dataset(path)) throw Error(fmt::format("HDF5 file '{}' has no dataset '{}'", path_, absolute(path)));
+  Id dset(H5Dopen2(file_id_, absolute(path).c_str(), H5P_DEFAULT), H5Dclose);
+  Id space(H5Dget_space(dset.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> extent(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.get(), extent.data(), nullptr);
+  return std::vector<int64_t>(extent.begin(), extent.end());
+}
+
+H5Array<uint8_t> H5File::read_array_u8(const std::string& path, int64_t first_row, int64_t row_count) const {
+  const std::vector<int64_t> dims = dataset_dims(path);
+  Id dset(H5Dopen2(file_id_, absolute(path).c_str(), H5P_DEFAULT), H5Dclose);
+  Id type(H5Dget_type(dset.get()), H5Tclose);
+  // HDF5 would convert (and clip) any other type into uint8 without a word: refuse instead.
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE) {
+    throw Error(fmt::format("dataset '{}' in HDF5 file '{}' is {} of {} byte(s), expected 8-bit unsigned integers",
+                            absolute(path), path_, describe_class(H5Tget_class(type.get())), H5Tget_size(type.get())));
+  }
+  if (dims.empty()) {
+    throw Error(fmt::format("dataset '{}' in HDF5 file '{}' is a scalar; rows need at least one dimension",
+                            absolute(path), path_));
+  }
+  const int64_t rows = dims[0];
+  if (row_count < 0) row_count = rows - first_row;
+  if (first_row < 0 || row_count < 0 || first_row + row_count > rows) {
+    throw Error(fmt::format("cannot read rows [{}, {}) of dataset '{}' in HDF5 file '{}': it has {} rows", first_row,
+                            first_row + row_count, absolute(path), path_, rows));
+  }
+  H5Array<uint8_t> out;
+  out.dims = dims;
+  out.dims[0] = row_count;
+  size_t count = 1;
+  for (int64_t d : out.dims) count *= static_cast<size_t>(d);
+  out.data.resize(count);
+  if (count == 0) return out;
+  std::vector<hsize_t> start(dims.size(), 0), extent(out.dims.begin(), out.dims.end());
+  start[0] = static_cast<hsize_t>(first_row);
+  Id file_space(H5Dget_space(dset.get()), H5Sclose);
+  Id mem_space(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr), H5Sclose);
+  if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr) < 0 ||
+      H5Dread(dset.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT, out.data.data()) < 0) {
+    throw IoError(fmt::format("cannot read dataset '{}' in HDF5 file '{}' ({}); if the file is damaged, delete it "
+                              "and re-run",
+                              absolute(path), path_, hdf5_error_detail()));
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- compound tables
 
 void H5File::write_table(const std::string& path, const std::vector<H5Column>& columns) {

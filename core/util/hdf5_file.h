@@ -1,14 +1,16 @@
 // H5File: a thin RAII wrapper over the HDF5 C API for the harness's results files.
 //
 // Covers only what smyrf writes: groups, scalar/string/bool attributes, float64 scalars, N-D
-// float32/float64 arrays and one-row-per-record compound tables. Strings are variable-length
-// UTF-8 so that h5py reads them as `str`; bools are the enum {FALSE=0, TRUE=1} over int8 that
-// h5py itself writes, so h5py reads them as numpy bools.
+// float32/float64 arrays and one-row-per-record compound tables; it also reads uint8 arrays
+// (images) by row ranges. Strings are variable-length UTF-8 so that h5py reads them as `str`;
+// bools are the enum {FALSE=0, TRUE=1} over int8 that h5py itself writes, so h5py reads them as
+// numpy bools.
 // Object paths are relative to the file root ("runs/a" and "/runs/a" are the same object).
 // Writing a dataset or attribute that exists replaces it; parent groups are created as needed.
 // HDF5's automatic error printing is silenced; every failure throws smyrf::IoError (file
 // missing, unreadable, corrupt, unwritable) or smyrf::Error (wrong type / shape), naming the
-// file and the object. Tested by tests/light/test_results_store.cpp (and h5py via tests/python).
+// file and the object. Tested by tests/light/test_results_store.cpp (and h5py via tests/python);
+// the uint8 reader by tests/light/test_hdf5_u8.cpp.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +108,13 @@ class H5File {
   H5Array<float> read_array_f32(const std::string& path) const;
   // Bits per element as stored in the file (32 or 64 for floats).
   int stored_element_bits(const std::string& path) const;
+  // A dataset's dims (row-major) without reading it; [] for a scalar.
+  std::vector<int64_t> dataset_dims(const std::string& path) const;
+  // Rows [first_row, first_row + row_count) along dim 0 of an 8-bit unsigned integer dataset
+  // (row_count -1: to the end), e.g. images stored as uint8 (N, 3, H, W) read a batch at a time.
+  // dims are those of the rows read. Throws smyrf::Error for another element type or a range
+  // outside the dataset, so no value is silently converted or clipped.
+  H5Array<uint8_t> read_array_u8(const std::string& path, int64_t first_row = 0, int64_t row_count = -1) const;
 
   // A 1-D compound dataset, one record per row. All columns must have the same length and
   // distinct names; zero rows is allowed.
