@@ -2,7 +2,7 @@
 //   smyrf run CONFIG [--output FILE.h5]   run a sweep (resumes; prints the report at the end)
 //   smyrf validate CONFIG                 load, expand and check every run; runs nothing
 //   smyrf report FILE.h5 [--markdown]     the results as a table
-//   smyrf report --paper glue|imdb FILE.h5... [--targets configs/paper/targets.json] [--markdown]
+//   smyrf report --paper glue|imdb|celeba FILE.h5... [--targets configs/paper/targets.json] [--markdown]
 //                                         a paper table (experiments/paper_report.h) with our numbers
 //                                         beside the paper's: files matched to rows by config name
 //   smyrf score --task T --predictions FILE --labels FILE
@@ -24,6 +24,9 @@
 //   smyrf fid-stats | fid | kid | inception-score
 //                                         image metrics over FID Inception-v3 (issue 6); usage in
 //                                         their block below (experiments/image_metrics.h)
+//   smyrf biggan-forward --model biggan.json --weights G.safetensors --inputs IN.h5 -o OUT.h5
+//                [--discriminator D.safetensors] [--attention JSON]
+//                                         BigGAN G (and D) in eval mode on z, y (and x) from HDF5
 //   smyrf worker ...                      internal: one run in its own process (used by `run`)
 // The only place where exceptions become exit codes: 0 ok, 1 runs failed or internal error,
 // 2 bad config, 3 file problem.
@@ -53,6 +56,7 @@
 #include "core/util/check.h"
 #include "core/util/strings.h"
 #include "experiments/encode.h"
+#include "experiments/pipelines/biggan_common.h"
 #include "experiments/image_metrics.h"
 #include "experiments/paper_report.h"
 #include "experiments/pipelines/pipeline.h"
@@ -351,7 +355,7 @@ int main_impl(int argc, char** argv) {
   std::string paper_table, targets_path = smyrf::kDefaultPaperTargetsPath;
   auto* report = app.add_subcommand("report", "Print a results file as a table, or results beside a paper table");
   report->add_option("files", report_files, "results file (.h5); several with --paper")->required();
-  auto* paper_option = report->add_option("--paper", paper_table, "compare with a paper table: glue | imdb");
+  auto* paper_option = report->add_option("--paper", paper_table, "compare with a paper table: glue | imdb | celeba");
   report->add_option("--targets", targets_path, "paper targets file (default configs/paper/targets.json)")
       ->needs(paper_option);
   report->add_flag("--markdown", markdown, "GitHub markdown table");
@@ -402,6 +406,18 @@ int main_impl(int argc, char** argv) {
   encode->add_option("--seed", enc.seed, "generator seed");
   encode->add_flag("--float64", enc.float64, "compute in float64 (default float32)");
 
+  struct {
+    std::string model, weights, discriminator, inputs, output, attention;
+  } gan;
+  auto* biggan_forward =
+      app.add_subcommand("biggan-forward", "BigGAN G (and D) in eval mode on inputs from HDF5 (checks against other code)");
+  biggan_forward->add_option("--model", gan.model, "biggan.json (scripts/convert_biggan_pytorch.py writes one)")->required();
+  biggan_forward->add_option("--weights", gan.weights, "generator.safetensors")->required();
+  biggan_forward->add_option("--discriminator", gan.discriminator, "discriminator.safetensors: also D(x, y)");
+  biggan_forward->add_option("--inputs", gan.inputs, "HDF5 with z [B, dim_z], y [B] (and x [B, 3, R, R])")->required();
+  biggan_forward->add_option("--output,-o", gan.output, "HDF5 to write: images (and d_out)")->required();
+  biggan_forward->add_option("--attention", gan.attention, R"(G's attention, e.g. '{"method": "smyrf"}' (default dense))");
+
   auto* worker = app.add_subcommand("worker", "Internal: run one sweep point (used by `smyrf run`)");
   worker->group("");  // hidden from --help
   worker->add_option("config", config_path)->required();
@@ -421,6 +437,10 @@ int main_impl(int argc, char** argv) {
     if (tok_input->count() == 0 && tok_text->count() == 0) throw smyrf::ConfigError("smyrf tokenize needs --input FILE or --text STR");
     tok.has_pair_text = tok_pair_text->count() > 0;
     return run_tokenize(tok);
+  }
+  if (*biggan_forward) {
+    smyrf::biggan_forward_h5(gan.model, gan.weights, gan.discriminator, gan.inputs, gan.output, gan.attention);
+    return 0;
   }
   if (*encode) {
     const int64_t n = smyrf::encode_to_hdf5(enc);
@@ -477,7 +497,7 @@ int main_impl(int argc, char** argv) {
     }
     if (report_files.size() != 1) {
       throw smyrf::ConfigError(fmt::format("smyrf report takes one results file, got {}; several files are read "
-                                           "together only with --paper glue|imdb",
+                                           "together only with --paper glue|imdb|celeba",
                                            report_files.size()));
     }
     fmt::print("{}", smyrf::format_report(report_files.front(), markdown));

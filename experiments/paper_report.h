@@ -1,4 +1,4 @@
-// The paper's tables beside our numbers: `smyrf report --paper glue|imdb RESULTS.h5... [--markdown]`.
+// The paper's tables beside our numbers: `smyrf report --paper glue|imdb|celeba RESULTS.h5... [--markdown]`.
 //
 // Targets (configs/paper/targets.json, read strictly: unknown keys, wrong types and names that refer
 // to nothing are ConfigErrors naming the JSON path):

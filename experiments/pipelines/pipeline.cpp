@@ -19,13 +19,16 @@ const Pipeline& pretrained_dropin_pipeline();
 const Pipeline& capture_pipeline();
 const Pipeline& glue_pipeline();
 const Pipeline& imdb_pipeline();
+const Pipeline& celeba_biggan_pipeline();
+const Pipeline& biggan_pretrained_pipeline();
 
 namespace {
 
 const std::vector<const Pipeline*>& pipelines() {
   static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline(),
                                                              &pretrained_dropin_pipeline(), &capture_pipeline(),
-                                                             &glue_pipeline(), &imdb_pipeline()};
+                                                             &glue_pipeline(), &imdb_pipeline(),
+                                                             &celeba_biggan_pipeline(), &biggan_pretrained_pipeline()};
   return kPipelines;
 }
 
@@ -50,7 +53,8 @@ const Pipeline& find_pipeline(const std::string& name, const std::string& source
 
 nlohmann::json run_result_to_json(const RunResult& r) {
   nlohmann::json j = {{"metrics", nlohmann::json::object()}, {"curves", nlohmann::json::object()},
-                      {"tensors", nlohmann::json::object()}};
+                      {"tensors", nlohmann::json::object()}, {"notes", nlohmann::json::object()}};
+  for (const auto& [name, text] : r.notes) j["notes"][name] = text;
   for (const auto& [name, m] : r.metrics)
     j["metrics"][name] = {{"value", std::isfinite(m.value) ? nlohmann::json(m.value) : nlohmann::json()},
                           {"unit", m.unit},
@@ -68,6 +72,8 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   for (const auto& [name, c] : j.at("curves").items()) {
     for (const auto& v : c) r.curves[name].push_back(number_or_nan(v));
   }
+  const nlohmann::json notes = j.value("notes", nlohmann::json::object());
+  for (const auto& [name, text] : notes.items()) r.notes[name] = text.get<std::string>();
   for (const auto& [name, t] : j.at("tensors").items()) {
     NamedArray a;
     for (const auto& v : t.at("data")) a.data.push_back(number_or_nan(v));

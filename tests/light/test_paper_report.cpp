@@ -125,8 +125,17 @@ const PaperCell& cell_of(const PaperComparison& c, const std::string& row, const
 
 TEST(PaperTargets, ShippedFileParsesAndItsAveragesAreTheMeanOfNineNumbers) {
   const PaperTargets targets = load_paper_targets(kShippedTargets);
-  ASSERT_EQ(targets.tables.size(), 2u);
+  ASSERT_EQ(targets.tables.size(), 3u);
   EXPECT_TRUE(contains(targets.source, "github.com/giannisdaras/smyrf"));
+  const PaperTable& celeba = paper_table(targets, "celeba");
+  EXPECT_EQ(celeba.scale, 1);
+  ASSERT_EQ(celeba.columns.size(), 1u);
+  EXPECT_EQ(celeba.columns[0].metric, "fid");
+  ASSERT_EQ(celeba.rows.size(), 2u);
+  EXPECT_EQ(celeba.rows[0].config, "paper_celeba_biggan_dense_64");
+  EXPECT_EQ(celeba.rows[0].paper.at("FID"), 26.06);
+  EXPECT_EQ(celeba.rows[1].config, "paper_celeba_biggan_smyrf_128");
+  EXPECT_EQ(celeba.rows[1].paper.at("FID"), 25.03);
   EXPECT_TRUE(contains(targets.source, "2010.05315"));
 
   const PaperTable& glue = paper_table(targets, "glue");
@@ -245,7 +254,7 @@ TEST_F(PaperReportTest, TargetsFileErrors) {
   EXPECT_TRUE(contains(e, "unknown paper table 'glu'"));
   EXPECT_TRUE(contains(e, "did you mean 'glue'"));
   EXPECT_TRUE(contains(e, "glue, imdb"));
-  EXPECT_THROW(format_paper_report(kShippedTargets, "celeba", {}, false), ConfigError);
+  EXPECT_THROW(format_paper_report(kShippedTargets, "cifar", {}, false), ConfigError);
 }
 
 TEST_F(PaperReportTest, ResultsFileErrors) {
