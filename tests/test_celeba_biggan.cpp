@@ -5,12 +5,9 @@
 // sweep (same latents in every run, SMYRF at full memory equals dense), and errors.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "core/models/biggan.h"
 #include "core/models/inception_fid.h"
@@ -65,8 +62,6 @@ TEST(CelebaBigGan, SmokeConfigTrainsWithSmyrfWritesGridsAndAKilledRunResumesToTh
   EXPECT_DOUBLE_EQ(metric_value(a, "memory_fraction"), 0.25);  // 2 hashes x 32 keys of 256
   EXPECT_EQ(metric_value(a, "train_images"), 12);
   EXPECT_EQ(metric_value(a, "resumed_from_step"), 0);
-  // Hinge losses of D are in [0, inf) and start near 1 each.
-  EXPECT_GE(curve_of(a, "d_loss_real").front(), 0.0);
   EXPECT_NE(a.result.notes.at("fid").find("unavailable"), std::string::npos);  // no Inception weights given
 
   // Grids at steps 25 and 50, 4x4 images of 32 px with 2 px gutters, and final.png.
@@ -80,22 +75,16 @@ TEST(CelebaBigGan, SmokeConfigTrainsWithSmyrfWritesGridsAndAKilledRunResumesToTh
   EXPECT_NE(decode_image((samples / "step_000025.png").string()).pixels_HWC,
             decode_image((samples / "step_000050.png").string()).pixels_HWC);
   EXPECT_FALSE(fs::exists(run_checkpoints(whole, "run"))) << "checkpoints are removed once the run completes";
+  // The trained model stays, in the layout biggan_pretrained loads.
+  fs::path models(whole);
+  models.replace_extension();
+  const fs::path model_dir = fs::path(models.string() + ".models") / "run";
+  for (const char* file : {"biggan.json", "generator.safetensors", "discriminator.safetensors"})
+    EXPECT_TRUE(fs::is_regular_file(model_dir / file)) << file;
+  EXPECT_EQ(a.result.notes.at("model"), model_dir.string());
 
   // Killed after a checkpoint, then resumed: every curve and metric as in the uninterrupted run.
-  const pid_t pid = test::start_run_in_background(config, killed);
-  ASSERT_GE(pid, 0);
-  const fs::path state = run_checkpoints(killed, "run") / "ckpt" / "state.json";
-  int64_t step_at_kill = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (std::chrono::steady_clock::now() < deadline && step_at_kill < 20) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::ifstream in(state);
-    const auto saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (saved.is_object()) step_at_kill = saved.at("state").at("step");
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int64_t step_at_kill = test::kill_run_after_checkpoint(config, killed, "run", 20);
   ASSERT_GE(step_at_kill, 20) << "no checkpoint appeared";
   ASSERT_LT(step_at_kill, 50) << "the run finished before it could be killed";
   const auto resumed = run_cli("run --no-progress " + config + " --output " + killed);

@@ -5,15 +5,11 @@
 // (interchangeability), and bad input gives clear errors.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "experiments/results_store.h"
 #include "experiments/task_metrics.h"
@@ -142,20 +138,7 @@ TEST(Finetune, KilledRunResumesToTheSameResultAndItsSavedModelScoresAlike) {
   const auto uninterrupted = run_cli("run --no-progress " + config + " --output " + whole);
   ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.output;
 
-  const pid_t pid = test::start_run_in_background(config, killed);
-  ASSERT_GE(pid, 0);
-  const fs::path state = run_checkpoints(killed, "run") / "ckpt" / "state.json";
-  int64_t step_at_kill = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (std::chrono::steady_clock::now() < deadline && step_at_kill < 3) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::ifstream in(state);
-    const auto saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (saved.is_object()) step_at_kill = saved.at("state").at("step");
-  }
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int64_t step_at_kill = test::kill_run_after_checkpoint(config, killed, "run", 3);
   ASSERT_GE(step_at_kill, 3) << "no checkpoint appeared";
   ASSERT_LT(step_at_kill, 8) << "the run finished before it could be killed";
   ASSERT_EQ(stored_runs(killed).at("run").status, "running");

@@ -75,12 +75,31 @@ void default_bias_init(at::Tensor& bias, int64_t fan_in) {
   bias.uniform_(-bound, bound);
 }
 
+// Turns autocast off for CPU and CUDA while alive, restoring what was on.
+class AutocastOff {
+ public:
+  AutocastOff()
+      : cpu_(at::autocast::is_autocast_enabled(at::kCPU)), cuda_(at::autocast::is_autocast_enabled(at::kCUDA)) {
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+  }
+  ~AutocastOff() {
+    at::autocast::set_autocast_enabled(at::kCPU, cpu_);
+    at::autocast::set_autocast_enabled(at::kCUDA, cuda_);
+  }
+
+ private:
+  bool cpu_, cuda_;
+};
+
 // ---- spectral norm ----------------------------------------------------------------------------
 
 // One power iteration from u0 (BigGAN-PyTorch's SN with one singular value and one iteration):
 // v = n(u W), u' = n(v Wᵀ), σ = v Wᵀ u'ᵀ with n(x) = x / max(|x|, eps). u' and σ are stored in
 // training only; σ carries the gradient through W (u, v are constants), as in the original.
+// The layer's own op (conv, linear) still runs under autocast when it is on.
 at::Tensor spectrally_normalised(const at::Tensor& weight, at::Tensor& u0, at::Tensor& sv0, double eps, bool training) {
+  const AutocastOff autocast_off;  // u0 and σ in the weight's precision, not bf16
   const at::Tensor w_mat = weight.reshape({weight.size(0), -1});
   at::Tensor u, v;
   {
@@ -281,23 +300,6 @@ class DBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DBlock);
 
-// Turns autocast off for CPU and CUDA while alive, restoring what was on.
-class AutocastOff {
- public:
-  AutocastOff()
-      : cpu_(at::autocast::is_autocast_enabled(at::kCPU)), cuda_(at::autocast::is_autocast_enabled(at::kCUDA)) {
-    at::autocast::set_autocast_enabled(at::kCPU, false);
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-  }
-  ~AutocastOff() {
-    at::autocast::set_autocast_enabled(at::kCPU, cpu_);
-    at::autocast::set_autocast_enabled(at::kCUDA, cuda_);
-  }
-
- private:
-  bool cpu_, cuda_;
-};
-
 template <class T>
 T* impl_of(const std::shared_ptr<torch::nn::Module>& m) {
   return static_cast<T*>(m.get());
@@ -306,7 +308,7 @@ T* impl_of(const std::shared_ptr<torch::nn::Module>& m) {
 void check_labels(const at::Tensor& y_B, int64_t batch, int64_t n_classes) {
   TORCH_CHECK(y_B.dim() == 1 && y_B.size(0) == batch && y_B.scalar_type() == at::kLong, "y_B must be int64 [", batch,
               "], got ", y_B.scalar_type(), " ", y_B.sizes());
-  if (batch > 0) {
+  if (batch > 0 && y_B.is_cpu()) {  // on a GPU the range check would cost two syncs per forward
     const int64_t lo = y_B.min().item<int64_t>(), hi = y_B.max().item<int64_t>();
     TORCH_CHECK(lo >= 0 && hi < n_classes, "y_B holds class ", lo < 0 ? lo : hi, "; the model has ", n_classes,
                 " classes (model.n_classes)");
@@ -424,13 +426,16 @@ at::Tensor BigGanAttentionImpl::forward(const at::Tensor& x_BCHW, at::Generator&
   in.scale = 1.0;  // BigGAN does not scale its logits
   in.training = is_training();
   at::Tensor out_BXE;
-  if (method_) {
-    // Attention methods compute in float32 or float64: mixed precision stops at their door.
+  // Attention computes in float32 (or float64), whichever method: mixed precision stops here, so
+  // dense and SMYRF rows of a bf16 run are compared at one precision.
+  {
     const AutocastOff autocast_off;
-    out_BXE = method_->forward(in, generator).out_BHNE.squeeze(1);
-  } else {
-    const at::Tensor logits = at::matmul(in.q_BHND.squeeze(1), in.k_BHMD.squeeze(1).transpose(1, 2));
-    out_BXE = at::matmul(at::softmax(logits, -1), in.v_BHME.squeeze(1));
+    if (method_) {
+      out_BXE = method_->forward(in, generator).out_BHNE.squeeze(1);
+    } else {
+      const at::Tensor logits = at::matmul(in.q_BHND.squeeze(1), in.k_BHMD.squeeze(1).transpose(1, 2));
+      out_BXE = at::matmul(at::softmax(logits, -1), in.v_BHME.squeeze(1));
+    }
   }
   const at::Tensor o_in = out_BXE.to(theta.scalar_type()).transpose(1, 2).reshape({b, c / 2, h, w});
   return x_BCHW + gamma_ * impl_of<SnConv2dImpl>(o_)->forward(o_in);

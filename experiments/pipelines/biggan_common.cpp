@@ -78,7 +78,8 @@ GeneratorAttention build_generator_attention(const json& attention, const BigGan
                                   shape.n_keys, fmt::join(reasons, "; ")));
   g.memory_fraction = method->cost(shape).memory_fraction;
   g.method_name = method->name();
-  if (g.method_name != "dense") g.method = std::move(method);
+  // Plain dense is BigGAN's own softmax; dense with options (dropout) goes through the method.
+  if (g.method_name != "dense" || g.budget.attention.size() > 1) g.method = std::move(method);
   return g;
 }
 
@@ -114,18 +115,25 @@ void ImageQualityOptions::read(JsonReader& r) {
       .get("kid_subsets", kid_subsets)
       .get("kid_subset_size", kid_subset_size)
       .get("is_splits", is_splits);
-  auto positive = [&](const char* key, int64_t v) {
-    if (v < 1) throw ConfigError(fmt::format("config '{}': '{}.{}' is {}; it must be >= 1", r.source(), r.path(), key, v));
+  auto at_least = [&](const char* key, int64_t v, int64_t least, const char* why) {
+    if (v < least)
+      throw ConfigError(fmt::format("config '{}': '{}.{}' is {}; it must be >= {}{}", r.source(), r.path(), key, v, least,
+                                    why));
   };
-  positive("samples", samples);
-  positive("batch", batch);
-  positive("kid_subsets", kid_subsets);
-  positive("kid_subset_size", kid_subset_size);
-  positive("is_splits", is_splits);
+  at_least("samples", samples, 2, " (a covariance needs two images)");
+  at_least("batch", batch, 1, "");
+  at_least("kid_subsets", kid_subsets, 1, "");
+  at_least("kid_subset_size", kid_subset_size, 2, " (the unbiased MMD needs pairs)");
+  at_least("is_splits", is_splits, 1, "");
+  if (!reference_stats.empty() && !fs::path(reference_stats).parent_path().empty() &&
+      !fs::is_directory(fs::path(reference_stats).parent_path()))
+    throw ConfigError(fmt::format("config '{}': '{}.reference_stats' is '{}', whose folder does not exist; create it",
+                                  r.source(), r.path(), reference_stats));
 }
 
 void add_image_quality(RunResult& result, const ImageQualityOptions& options, const ImageSource& generated,
-                       const ImageSource& reference_01, int64_t reference_count, const at::Device& device,
+                       const ImageSource& reference_01, int64_t reference_count, const std::string& reference_identity,
+                       const at::Device& device,
                        const std::function<void(const std::string& note, int64_t done, int64_t total)>& progress) {
   const std::string unavailable = fid_unavailable_reason(options.inception_weights);
   if (!unavailable.empty()) {
@@ -161,6 +169,10 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
     const StoredFeatureStats read = read_feature_stats(options.reference_stats);
     // Different networks or weights throw; what cannot be checked is said in the note.
     const auto warnings = check_same_features(read.source, options.reference_stats, source, "this run");
+    if (reference_01 && read.source.images != reference_identity)
+      throw ConfigError(fmt::format("eval.reference_stats '{}' holds statistics of {}, but this run's data is {}; delete "
+                                    "the file (it is recomputed) or name another",
+                                    options.reference_stats, read.source.images, reference_identity));
     real_stats = read.stats;
     reference_note = fmt::format("reference statistics '{}' ({} images)", options.reference_stats, read.stats.count);
     for (const auto& w : warnings) reference_note += "; warning: " + w;
@@ -170,14 +182,18 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
         options.batch, report("Inception on real images"));
     real_features = real.pool3_N2048;
     real_stats = feature_stats(real_features);
-    reference_note = fmt::format("{} real images of the data folder", reference_count);
+    reference_note = fmt::format("{} real images of {}", reference_count, reference_identity);
     if (!options.reference_stats.empty())
-      write_feature_stats(options.reference_stats, real_stats, fid_feature_source(net, "data folder"));
+      write_feature_stats(options.reference_stats, real_stats, fid_feature_source(net, reference_identity));
   } else {
     const std::string why =
-        "unavailable: no reference statistics; give eval.reference_stats (smyrf fid-stats writes them from real images)";
+        options.reference_stats.empty()
+            ? "unavailable: no reference statistics; give eval.reference_stats (smyrf fid-stats writes them from real "
+              "images)"
+            : fmt::format("unavailable: eval.reference_stats '{}' does not exist; write it with smyrf fid-stats",
+                          options.reference_stats);
     result.notes["fid"] = why;
-    result.notes["kid"] = why;
+    result.notes["kid"] = "unavailable: KID needs the real images' features, and this run has no data folder";
     return;
   }
   result.metrics["fid"] = {frechet_distance(fake_stats, real_stats), "1", false};
@@ -189,8 +205,10 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
     result.metrics["kid_std"] = {k.std, "1", false};
     result.notes["kid"] = fmt::format("{}; vs {}; {} subsets of {}", protocol, reference_note, options.kid_subsets, subset);
   } else {
-    result.notes["kid"] = "unavailable: eval.reference_stats holds statistics only and KID needs the real features; "
-                          "leave eval.reference_stats empty to compute them from the data";
+    result.notes["kid"] = reference_01 ? "unavailable: eval.reference_stats holds statistics only and KID needs the real "
+                                         "features; leave eval.reference_stats empty to compute them from the data"
+                                       : "unavailable: KID needs the real images' features, and this run has no data "
+                                         "folder";
   }
 }
 

@@ -55,7 +55,7 @@ at::Tensor quantize_to_unit(const at::Tensor& images_B3RR);
 
 struct ImageQualityOptions {
   std::string inception_weights;  // FID Inception safetensors (scripts/convert_fid_inception.py); "" = none
-  int64_t samples = 10000;        // generated images for FID/KID/IS
+  int64_t samples = 10000;        // generated images for FID/KID/IS (>= 2)
   std::string reference_stats;    // HDF5 of the real images' pool3 stats (smyrf fid-stats); "" = from the data
   int64_t batch = 50;
   int64_t kid_subsets = 100, kid_subset_size = 1000;
@@ -69,11 +69,13 @@ using ImageSource = std::function<at::Tensor(int64_t start, int64_t count)>;
 // FID (vs the reference statistics), KID (when reference features are at hand) and IS of
 // `generated`, as metrics fid, kid_mean, kid_std, inception_score, inception_score_std, with notes
 // recording the protocol, or, without the Inception weights, why they are unavailable (no number
-// from another network is ever logged). `reference` gives real images in [0, 1] (count
-// `reference_count`) when no reference_stats file is given or it does not exist yet (it is then
-// written there).
+// from another network is ever logged). `reference_01` gives real images in [0, 1] (count
+// `reference_count`; empty when the pipeline has no data) when no reference_stats file is given or
+// it does not exist yet (it is then written there, tagged with `reference_identity`, which a later
+// run's data must match).
 void add_image_quality(RunResult& result, const ImageQualityOptions& options, const ImageSource& generated,
-                       const ImageSource& reference_01, int64_t reference_count, const at::Device& device,
+                       const ImageSource& reference_01, int64_t reference_count, const std::string& reference_identity,
+                       const at::Device& device,
                        const std::function<void(const std::string& note, int64_t done, int64_t total)>& progress);
 
 // `smyrf biggan-forward`: runs G (and D) in eval mode on inputs from HDF5 and writes the outputs,

@@ -9,9 +9,9 @@
 //   "attention": G's method (default dense), memory_budget resolved at G's attention shape
 //   "eval":      classes [933, 250, 14, 153] (cheeseburger, Siberian husky, indigo bunting, Maltese:
 //                the figure's rows), truncation [2.0] (z clamped to [-t, t], as the reference sampler
-//                does: a clamp, not resampling), g_eval_mode [true] (stored BN statistics),
-//                plus image quality (ImageQualityOptions: inception_weights, samples, reference_stats, ...)
-//                on `samples` images of random classes; FID needs reference_stats for the real data.
+//                does: a clamp, not resampling), plus image quality (ImageQualityOptions: inception_weights, samples, reference_stats, ...)
+//                on `samples` images of random classes; FID needs reference_stats for the real data, and
+//                KID is unavailable (it needs the real features). G runs in eval mode (stored BN statistics).
 // Outputs: <samples>/<run_id>.png (the classes side by side), tensor `samples` [K, 3, R, R]
 // (float32) for the figure, metrics memory_fraction, g_forward_s (one batch of K, median of 3),
 // peak memory, inception_score / fid / kid or notes saying why they are unavailable.
@@ -25,7 +25,6 @@
 #include <chrono>
 #include <filesystem>
 
-#include "core/memory/peak_memory.h"
 #include "core/util/check.h"
 #include "experiments/pipelines/biggan_common.h"
 #include "experiments/pipelines/checkpoint.h"
@@ -39,14 +38,13 @@ using json = nlohmann::json;
 struct SamplingOptions {
   std::vector<int64_t> classes{933, 250, 14, 153};
   double truncation = 2.0;
-  bool g_eval_mode = true;
   ImageQualityOptions quality;
 
   static SamplingOptions from_json(const json& config, const BigGanConfig& model, const std::string& source) {
     SamplingOptions o;
     o.quality.samples = 1000;
     JsonReader r(config.value("eval", json::object()), "eval", source);
-    r.get("classes", o.classes).get("truncation", o.truncation).get("g_eval_mode", o.g_eval_mode);
+    r.get("classes", o.classes).get("truncation", o.truncation);
     o.quality.read(r);
     r.finish();
     if (o.classes.empty()) throw ConfigError(fmt::format("config '{}': 'eval.classes' is empty; list class ids", source));
@@ -89,7 +87,7 @@ class BigGanPretrainedPipeline : public Pipeline {
     load_module_state(*g, model.generator_weights());
     if (g->attention()) g->attention()->set_method(attention.method);
     g->to(device);
-    if (options.g_eval_mode) g->eval();
+    g->eval();
     at::NoGradGuard no_grad;
 
     // The figure: one latent per class, the same in every run of the sweep.
@@ -97,9 +95,7 @@ class BigGanPretrainedPipeline : public Pipeline {
     at::Generator latent_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 13);
     const at::Tensor z_KZ = at::randn({k, mc.dim_z}, latent_gen).clamp(-options.truncation, options.truncation);
     const at::Tensor y_K = at::tensor(options.classes, at::kLong);
-    const bool peak_reset = reset_peak_rss();
-    const ProcessMemory memory_before = read_process_memory();
-    if (device.is_cuda()) reset_cuda_peak(device.index());
+    PeakMemoryWindow memory(device);
     at::Tensor samples_K3RR;
     std::vector<double> seconds;
     for (int repeat = 0; repeat < 3; ++repeat) {  // same attention draws each time: identical samples
@@ -109,7 +105,7 @@ class BigGanPretrainedPipeline : public Pipeline {
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(seconds.begin(), seconds.end());
-    const ProcessMemory memory_after = read_process_memory();
+    memory.close();
 
     RunResult result;
     const fs::path png = fs::path(output_sibling(config, ctx, "samples")) / (ctx.run_id + ".png");
@@ -121,13 +117,7 @@ class BigGanPretrainedPipeline : public Pipeline {
     result.tensors["classes"] = {std::vector<double>(options.classes.begin(), options.classes.end()), {k}, false};
     result.metrics["memory_fraction"] = {attention.memory_fraction, "fraction", false};
     result.metrics["g_forward_s"] = {seconds[1], "s", false};
-    result.metrics["peak_rss_bytes"] = {static_cast<double>(memory_after.peak_rss_bytes), "bytes", false};
-    result.metrics["peak_rss_delta_bytes"] = {
-        peak_reset ? static_cast<double>(memory_after.peak_rss_bytes - memory_before.rss_bytes) : std::nan(""), "bytes",
-        false};
-    if (device.is_cuda())
-      if (const auto peak = cuda_peak_allocated_bytes(device.index()))
-        result.metrics["cuda_peak_allocated_bytes"] = {static_cast<double>(*peak), "bytes", false};
+    memory.add_metrics(result);
     if (!attention.budget.knob.empty()) add_budget_metrics(attention.budget, result);
 
     // Quality over random classes with their own generators (independent of the figure's draws).
@@ -139,7 +129,7 @@ class BigGanPretrainedPipeline : public Pipeline {
       const at::Tensor y = at::randint(mc.n_classes, {count}, quality_gen).to(device);
       return g->forward(z, y, quality_attention_gen);
     };
-    add_image_quality(result, options.quality, generated, /*reference_01=*/nullptr, 0, device,
+    add_image_quality(result, options.quality, generated, /*reference_01=*/nullptr, 0, "", device,
                       [&](const std::string& note, int64_t done, int64_t total) {
                         if (ctx.progress) ctx.progress(done, total, note);
                       });

@@ -15,13 +15,16 @@
 //                sample_every [1000] (G steps; 0 = end only), sample_count [16] (grid images; fixed latents)
 //   "eval":      image quality (ImageQualityOptions: inception_weights, samples, reference_stats, ...)
 //                computed at the end with G_ema when ema, else G, in eval mode
-//   "output":    checkpoints / samples folders [<output without .h5>.checkpoints / .samples]
-// Sample grids: <samples>/<run_id>/step_<G step>.png (rows of sqrt(sample_count)), the last one also
-// as final.png. Curves: step, g_loss, d_loss_real, d_loss_fake (means over log_every G steps),
+//   "output":    checkpoints / samples / models folders [<output without .h5>.checkpoints / .samples /
+//                .models]
+// Sample grids: <samples>/<run_id>/step_<G step>.png (ceil(sqrt(sample_count)) per row), the last one
+// also as final.png. The trained model: <models>/<run_id>/ (biggan.json, generator.safetensors —
+// G_ema when kept, else G — and discriminator.safetensors), which biggan_pretrained loads. Curves: step, g_loss, d_loss_real, d_loss_fake (means over log_every G steps),
 // step_time_s. Metrics: the final window's losses, train_time_s, g_steps_per_s, images_per_s (real
 // images seen by D), memory_fraction of G's attention, peak memory, resumed_from_step, and the
 // image-quality metrics or their notes. Resume: atomic checkpoints (G, D, G_ema, both Adam states,
-// generator states, data position) give the same result as an uninterrupted run.
+// generator states, data position) give the same result as an uninterrupted run (on the CPU; cuDNN's
+// convolution backward is not deterministic).
 // Tested by tests/test_celeba_biggan.cpp.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -35,9 +38,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
-#include "core/memory/peak_memory.h"
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
 #include "datasets/image_folder.h"
@@ -184,23 +187,28 @@ EpochPlan plan_epoch(int64_t n, uint64_t seed, int64_t epoch, bool flip) {
   return plan;
 }
 
-// Turns autocast on for the device with bfloat16 while alive (no-op for fp32).
+// Turns autocast on for the device with bfloat16 while alive (no-op for fp32), then restores what was set.
 class AutocastScope {
  public:
   AutocastScope(bool on, at::DeviceType device) : on_(on), device_(device) {
     if (!on_) return;
+    was_enabled_ = at::autocast::is_autocast_enabled(device_);
+    was_dtype_ = at::autocast::get_autocast_dtype(device_);
     at::autocast::set_autocast_dtype(device_, at::kBFloat16);
     at::autocast::set_autocast_enabled(device_, true);
   }
   ~AutocastScope() {
     if (!on_) return;
-    at::autocast::set_autocast_enabled(device_, false);
-    at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, was_dtype_);
+    if (!was_enabled_) at::autocast::clear_cache();
   }
 
  private:
   bool on_;
   at::DeviceType device_;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
 };
 
 void set_requires_grad(torch::nn::Module& module, bool on) {
@@ -294,9 +302,12 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
 
   // Data: decoded, cropped and resized once, kept as uint8.
   const ImageFolder folder = ImageFolder::open(data.folder);
-  const LoadedImages images = load_all(folder, [&](size_t done, size_t total) {
-    if (ctx.progress) ctx.progress(static_cast<int64_t>(done), static_cast<int64_t>(total), "images decoded");
-  });
+  const LoadedImages images = load_all(
+      folder,
+      [&](size_t done, size_t total) {
+        if (ctx.progress) ctx.progress(static_cast<int64_t>(done), static_cast<int64_t>(total), "images decoded");
+      },
+      static_cast<size_t>(at::get_num_threads()));
   if (images.count < train.batch)
     throw ConfigError(fmt::format("config '{}': the image folder '{}' has {} usable images, fewer than train.batch {}",
                                   ctx.source, data.folder.path, images.count, train.batch));
@@ -378,9 +389,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     return (at::stack(batch).permute({0, 3, 1, 2}).to(at::kFloat) / 127.5 - 1).to(device);
   };
 
-  const bool peak_reset = reset_peak_rss();
-  const ProcessMemory memory_before = read_process_memory();
-  if (device.is_cuda()) reset_cuda_peak(device.index());
+  PeakMemoryWindow memory(device);
   EpochPlan plan = plan_epoch(images.count, seed, state.epoch, data.flip);
   const at::Tensor y_real = at::zeros({train.batch}, at::kLong).to(device);
   g->train();
@@ -404,8 +413,12 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
           at::NoGradGuard no_grad;
           fake = g->forward(z, y_fake, attention_gen);
         }
-        d_fake = d->forward(fake, y_fake, attention_gen).to(at::kFloat);
-        d_real = d->forward(real, y_real, attention_gen).to(at::kFloat);
+        // One D forward over fakes then reals, as BigGAN does: one spectral-norm step per D step.
+        const at::Tensor d_out = d->forward(at::cat({fake.to(real.scalar_type()), real}), at::cat({y_fake, y_real}),
+                                            attention_gen)
+                                     .to(at::kFloat);
+        d_fake = d_out.slice(0, 0, train.batch);
+        d_real = d_out.slice(0, train.batch);
       }
       const at::Tensor l_real = at::relu(1 - d_real).mean(), l_fake = at::relu(1 + d_fake).mean();
       (l_real + l_fake).backward();
@@ -459,7 +472,18 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   write_samples(fmt::format("step_{:06d}.png", state.step));
   fs::copy_file(samples_dir / fmt::format("step_{:06d}.png", state.step), samples_dir / "final.png",
                 fs::copy_options::overwrite_existing);
-  const ProcessMemory memory_after = read_process_memory();
+  memory.close();
+
+  // The trained model, in the layout biggan_pretrained (and scripts) read: the run's lasting output.
+  const fs::path model_dir = fs::path(output_sibling(config, ctx, "models")) / ctx.run_id;
+  fs::create_directories(model_dir);
+  write_safetensors((model_dir / "generator.safetensors").string(), module_state(*sampler));
+  write_safetensors((model_dir / "discriminator.safetensors").string(), module_state(*d));
+  {
+    std::ofstream out(model_dir / "biggan.json");
+    out << mc.to_json().dump(1) << "\n";
+    if (!out) throw IoError(fmt::format("cannot write '{}'", (model_dir / "biggan.json").string()));
+  }
 
   RunResult result;
   result.curves = state.curves;
@@ -476,15 +500,10 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   metric("train_images", static_cast<double>(images.count), "count", false);
   metric("skipped_images", static_cast<double>(images.skipped), "count", false);
   metric("resumed_from_step", static_cast<double>(resumed_from), "count", false);
-  metric("peak_rss_bytes", static_cast<double>(memory_after.peak_rss_bytes), "bytes", false);
-  metric("peak_rss_delta_bytes",
-         peak_reset ? static_cast<double>(memory_after.peak_rss_bytes - memory_before.rss_bytes) : std::nan(""), "bytes",
-         false);
-  if (device.is_cuda())
-    if (const auto peak = cuda_peak_allocated_bytes(device.index()))
-      metric("cuda_peak_allocated_bytes", static_cast<double>(*peak), "bytes", false);
+  memory.add_metrics(result);
   if (!attention.budget.knob.empty()) add_budget_metrics(attention.budget, result);
   result.notes["samples"] = (samples_dir / "final.png").string();
+  result.notes["model"] = model_dir.string();
 
   // Image quality with the sampler (G_ema when kept), eval mode, latents from their own generator.
   sampler->eval();
@@ -500,7 +519,10 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   const ImageSource reference = [&](int64_t start, int64_t count) {
     return pixels_NRR3.slice(0, start, start + count).permute({0, 3, 1, 2}).to(at::kFloat) / 255.0;
   };
-  add_image_quality(result, eval.quality, generated, reference, images.count, device,
+  const std::string reference_identity =
+      fmt::format("data folder '{}' ({} images at {}x{}, center_crop {}, max_images {})", data.folder.path, images.count,
+                  r, r, data.folder.center_crop, data.folder.max_images);
+  add_image_quality(result, eval.quality, generated, reference, images.count, reference_identity, device,
                     [&](const std::string& note, int64_t done, int64_t total) {
                       if (ctx.progress) ctx.progress(done, total, note);
                     });

@@ -6,6 +6,7 @@
 #include <torch/serialize/archive.h>
 
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "core/util/check.h"
@@ -18,10 +19,12 @@ using json = nlohmann::json;
 
 std::string output_sibling(const json& config, const RunContext& ctx, const std::string& kind) {
   JsonReader r(config.value("output", json::object()), "output", ctx.source);
-  std::string path, checkpoints, samples;
-  r.get("path", path).get("checkpoints", checkpoints).get("samples", samples);
+  std::string path;
+  std::map<std::string, std::string> folders{{"checkpoints", ""}, {"samples", ""}, {"models", ""}};
+  r.get("path", path);
+  for (auto& [name, folder] : folders) r.get(name.c_str(), folder);
   r.finish();
-  const std::string& chosen = kind == "checkpoints" ? checkpoints : samples;
+  const std::string& chosen = folders.at(kind);
   if (!chosen.empty()) return chosen;
   if (!ctx.output_path.empty()) path = ctx.output_path;
   fs::path p(path);

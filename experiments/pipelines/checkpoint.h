@@ -30,7 +30,7 @@ class OutputArchive;
 namespace smyrf {
 
 // Folders beside the results file: output.<kind>, else <output.path without .h5>.<kind> (the
-// runner's output file wins). kind: "checkpoints" or "samples" (sample grids).
+// runner's output file wins). kind: "checkpoints", "samples" (sample grids) or "models" (trained models).
 std::string output_sibling(const nlohmann::json& config, const RunContext& context, const std::string& kind);
 std::string checkpoints_root(const nlohmann::json& config, const RunContext& context);
 

@@ -20,7 +20,6 @@
 
 #include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
-#include "core/memory/peak_memory.h"
 #include "core/models/sequence_classifier.h"
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
@@ -535,9 +534,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
     }
   }
 
-  const bool peak_reset = reset_peak_rss();
-  if (device.is_cuda()) reset_cuda_peak(device.index());
-  const ProcessMemory memory_before = read_process_memory();
+  PeakMemoryWindow memory(device);
   double eval_time_s = 0;
   std::map<std::string, double> final_metrics;
   double final_eval_loss = 0;
@@ -634,7 +631,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
     }
   }
   if (!evaluated_final_weights) record_eval(0.0);  // no training: the model as loaded
-  const ProcessMemory memory_after = read_process_memory();
+  memory.close();
 
   RunResult result;
   for (const auto& [name, value] : final_metrics) result.metrics[name] = {value, metric_unit(name), true};
@@ -684,13 +681,7 @@ RunResult run_finetune(const json& config, const RunContext& ctx, const Finetune
   if (const auto it = state.curves.find("train_loss_epoch"); it != state.curves.end() && !it->second.empty())
     result.metrics["train_loss_final"] = {it->second.back(), "1", false};
   result.metrics["eval_time_s"] = {eval_time_s, "s", false};
-  result.metrics["peak_rss_bytes"] = {static_cast<double>(memory_after.peak_rss_bytes), "bytes", false};
-  result.metrics["peak_rss_delta_bytes"] = {
-      peak_reset ? static_cast<double>(memory_after.peak_rss_bytes - memory_before.rss_bytes) : std::nan(""), "bytes",
-      false};
-  if (device.is_cuda())
-    if (const auto peak = cuda_peak_allocated_bytes(device.index()))
-      result.metrics["cuda_peak_allocated_bytes"] = {static_cast<double>(*peak), "bytes", false};
+  memory.add_metrics(result);
   result.metrics["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
   result.metrics["min_padded_length"] = {static_cast<double>(min_length), "count", false};
   add_budget_metrics(budget, result);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/attention/memory_budget.h"
+#include "core/memory/peak_memory.h"
 #include "core/util/check.h"
 #include "core/util/strings.h"
 
@@ -102,6 +103,27 @@ void reject_sections(const nlohmann::json& config, const std::string& source, co
   for (const char* key : keys)
     if (config.contains(key) && !config.at(key).is_null() && !config.at(key).empty())
       throw ConfigError(fmt::format("config '{}': the {} pipeline has no '{}' section; remove it", source, pipeline, key));
+}
+
+PeakMemoryWindow::PeakMemoryWindow(const c10::Device& device) : device_(device) {
+  peak_reset_ = reset_peak_rss();
+  if (device_.is_cuda()) reset_cuda_peak(device_.index());
+  rss_before_bytes_ = read_process_memory().rss_bytes;
+}
+
+void PeakMemoryWindow::close() {
+  if (closed_) return;
+  closed_ = true;
+  peak_rss_bytes_ = read_process_memory().peak_rss_bytes;
+  if (device_.is_cuda()) cuda_peak_bytes_ = cuda_peak_allocated_bytes(device_.index());
+}
+
+void PeakMemoryWindow::add_metrics(RunResult& result) {
+  close();
+  result.metrics["peak_rss_bytes"] = {static_cast<double>(peak_rss_bytes_), "bytes", false};
+  result.metrics["peak_rss_delta_bytes"] = {
+      peak_reset_ ? static_cast<double>(peak_rss_bytes_ - rss_before_bytes_) : std::nan(""), "bytes", false};
+  if (cuda_peak_bytes_) result.metrics["cuda_peak_allocated_bytes"] = {static_cast<double>(*cuda_peak_bytes_), "bytes", false};
 }
 
 }  // namespace smyrf

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,22 @@ int apply_thread_setting(const nlohmann::json& config);
 // listing the groups. `source` names the config (or command) in messages.
 AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
                                   const std::string& source);
+
+// Peak memory of a run's measured part, from construction (which resets the peaks) to close():
+// metrics peak_rss_bytes, peak_rss_delta_bytes (growth over the RSS at the start; NaN where the
+// kernel cannot reset the peak) and, on CUDA, cuda_peak_allocated_bytes (the allocator's peak).
+class PeakMemoryWindow {
+ public:
+  explicit PeakMemoryWindow(const c10::Device& device);
+  void close();                               // the end of the window (add_metrics closes if needed)
+  void add_metrics(RunResult& result);
+
+ private:
+  c10::Device device_;
+  bool peak_reset_ = false, closed_ = false;
+  int64_t rss_before_bytes_ = 0, peak_rss_bytes_ = 0;
+  std::optional<int64_t> cuda_peak_bytes_;
+};
 
 // Logs what a memory_budget chose (core/attention/memory_budget.h): metrics memory_budget and
 // budget_<knob> (e.g. budget_q_cluster_size). Nothing when the run has no budget.

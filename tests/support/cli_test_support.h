@@ -3,16 +3,19 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -111,6 +114,27 @@ inline std::filesystem::path run_checkpoints(const std::string& h5, const std::s
   std::filesystem::path p(h5);
   p.replace_extension();
   return std::filesystem::path(p.string() + ".checkpoints") / run_id;
+}
+
+// Starts `smyrf run CONFIG --output OUT` in the background and SIGKILLs it once the checkpoint of
+// run `run_id` records at least `min_step` steps (or after 300 s); returns the step it recorded.
+inline int64_t kill_run_after_checkpoint(const std::string& config, const std::string& out, const std::string& run_id,
+                                         int64_t min_step) {
+  const pid_t pid = start_run_in_background(config, out);
+  if (pid < 0) return -1;
+  const std::filesystem::path state = run_checkpoints(out, run_id) / "ckpt" / "state.json";
+  int64_t step = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (std::chrono::steady_clock::now() < deadline && step < min_step) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(state);
+    const auto saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (saved.is_object()) step = saved.at("state").at("step");
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return step;
 }
 
 }  // namespace smyrf::test
