@@ -75,23 +75,6 @@ void default_bias_init(at::Tensor& bias, int64_t fan_in) {
   bias.uniform_(-bound, bound);
 }
 
-// Turns autocast off for CPU and CUDA while alive, restoring what was on.
-class AutocastOff {
- public:
-  AutocastOff()
-      : cpu_(at::autocast::is_autocast_enabled(at::kCPU)), cuda_(at::autocast::is_autocast_enabled(at::kCUDA)) {
-    at::autocast::set_autocast_enabled(at::kCPU, false);
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-  }
-  ~AutocastOff() {
-    at::autocast::set_autocast_enabled(at::kCPU, cpu_);
-    at::autocast::set_autocast_enabled(at::kCUDA, cuda_);
-  }
-
- private:
-  bool cpu_, cuda_;
-};
-
 // ---- spectral norm ----------------------------------------------------------------------------
 
 // One power iteration from u0 (BigGAN-PyTorch's SN with one singular value and one iteration):
@@ -99,7 +82,8 @@ class AutocastOff {
 // training only; σ carries the gradient through W (u, v are constants), as in the original.
 // The layer's own op (conv, linear) still runs under autocast when it is on.
 at::Tensor spectrally_normalised(const at::Tensor& weight, at::Tensor& u0, at::Tensor& sv0, double eps, bool training) {
-  const AutocastOff autocast_off;  // u0 and σ in the weight's precision, not bf16
+  // u0 and σ in the weight's precision, not bf16.
+  const AutocastScope cpu_off(at::kCPU, false), cuda_off(at::kCUDA, false);
   const at::Tensor w_mat = weight.reshape({weight.size(0), -1});
   at::Tensor u, v;
   {
@@ -317,6 +301,23 @@ void check_labels(const at::Tensor& y_B, int64_t batch, int64_t n_classes) {
 
 }  // namespace
 
+// ---- autocast ----------------------------------------------------------------------------------
+
+AutocastScope::AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype)
+    : device_(device),
+      enabled_(enabled),
+      was_enabled_(at::autocast::is_autocast_enabled(device)),
+      was_dtype_(at::autocast::get_autocast_dtype(device)) {
+  at::autocast::set_autocast_dtype(device_, dtype);
+  at::autocast::set_autocast_enabled(device_, enabled_);
+}
+
+AutocastScope::~AutocastScope() {
+  at::autocast::set_autocast_enabled(device_, was_enabled_);
+  at::autocast::set_autocast_dtype(device_, was_dtype_);
+  if (enabled_ && !was_enabled_) at::autocast::clear_cache();  // casts cached while it was on
+}
+
 // ---- config -----------------------------------------------------------------------------------
 
 BigGanConfig BigGanConfig::from_json(JsonReader& r) {
@@ -429,7 +430,7 @@ at::Tensor BigGanAttentionImpl::forward(const at::Tensor& x_BCHW, at::Generator&
   // Attention computes in float32 (or float64), whichever method: mixed precision stops here, so
   // dense and SMYRF rows of a bf16 run are compared at one precision.
   {
-    const AutocastOff autocast_off;
+    const AutocastScope cpu_off(at::kCPU, false), cuda_off(at::kCUDA, false);
     if (method_) {
       out_BXE = method_->forward(in, generator).out_BHNE.squeeze(1);
     } else {

@@ -46,6 +46,21 @@
 
 namespace smyrf {
 
+// Sets autocast for one device type while alive (on with `dtype`, or off), then restores what was
+// set. BigGAN keeps attention and spectral norm out of reduced precision; training turns bf16 on.
+class AutocastScope {
+ public:
+  AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype = at::kBFloat16);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  at::DeviceType device_;
+  bool enabled_, was_enabled_;
+  at::ScalarType was_dtype_;
+};
+
 struct BigGanConfig {
   int64_t resolution = 128;  // 32, 64, 128 or 256
   int64_t g_ch = 96, d_ch = 96;

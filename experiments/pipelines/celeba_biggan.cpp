@@ -28,7 +28,6 @@
 // Tested by tests/test_celeba_biggan.cpp.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize/archive.h>
@@ -187,30 +186,6 @@ EpochPlan plan_epoch(int64_t n, uint64_t seed, int64_t epoch, bool flip) {
   return plan;
 }
 
-// Turns autocast on for the device with bfloat16 while alive (no-op for fp32), then restores what was set.
-class AutocastScope {
- public:
-  AutocastScope(bool on, at::DeviceType device) : on_(on), device_(device) {
-    if (!on_) return;
-    was_enabled_ = at::autocast::is_autocast_enabled(device_);
-    was_dtype_ = at::autocast::get_autocast_dtype(device_);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, true);
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(device_, was_enabled_);
-    at::autocast::set_autocast_dtype(device_, was_dtype_);
-    if (!was_enabled_) at::autocast::clear_cache();
-  }
-
- private:
-  bool on_;
-  at::DeviceType device_;
-  bool was_enabled_ = false;
-  at::ScalarType was_dtype_ = at::kBFloat16;
-};
-
 void set_requires_grad(torch::nn::Module& module, bool on) {
   for (auto& p : module.parameters()) p.set_requires_grad(on);
 }
@@ -271,7 +246,7 @@ class CelebaBigGanPipeline : public Pipeline {
   void validate(const json& config, const RunContext& ctx) const override {
     const BigGanModelSection model = BigGanModelSection::from_json(config, ctx.source, /*allow_dir=*/false);
     const GanData data = GanData::from_json(config, model.config, ctx.source);
-    const GanTrainOptions train = GanTrainOptions::from_json(config, ctx.source);
+    GanTrainOptions::from_json(config, ctx.source);
     EvalSection::from_json(config, ctx.source);
     build_generator_attention(config.value("attention", json()), model.config, ctx.source);
     checkpoints_root(config, ctx);
@@ -279,7 +254,6 @@ class CelebaBigGanPipeline : public Pipeline {
     if (!fs::is_directory(data.folder.path))
       throw IoError(fmt::format("config '{}': 'data.path' is '{}', which is not a folder; see scripts/fetch_celebahq.md "
                                 "for how to get CelebA-HQ", ctx.source, data.folder.path));
-    (void)train;
   }
 
   RunResult run(const json& config, const RunContext& ctx) const override;
@@ -364,7 +338,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     at::Generator sample_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 14);
     at::Tensor fake;
     {
-      const AutocastScope autocast(bf16, device_type);
+      const AutocastScope autocast(device_type, /*enabled=*/bf16);
       fake = sampler->forward(z_fixed.to(device), y_fixed.to(device), sample_gen);
     }
     sampler->train();
@@ -407,7 +381,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
       d_opt.zero_grad();
       at::Tensor d_real, d_fake;
       {
-        const AutocastScope autocast(bf16, device_type);
+        const AutocastScope autocast(device_type, /*enabled=*/bf16);
         at::Tensor fake;
         {
           at::NoGradGuard no_grad;
@@ -433,7 +407,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     const at::Tensor y_fake = at::randint(mc.n_classes, {train.batch}, latent_gen).to(device);
     at::Tensor g_loss;
     {
-      const AutocastScope autocast(bf16, device_type);
+      const AutocastScope autocast(device_type, /*enabled=*/bf16);
       g_loss = -d->forward(g->forward(z, y_fake, attention_gen), y_fake, attention_gen).to(at::kFloat).mean();
     }
     g_loss.backward();
@@ -513,7 +487,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     at::NoGradGuard no_grad;
     const at::Tensor z = at::randn({count, mc.dim_z}, quality_gen).to(device);
     const at::Tensor y = at::randint(mc.n_classes, {count}, quality_gen).to(device);
-    const AutocastScope autocast(bf16, device_type);
+    const AutocastScope autocast(device_type, /*enabled=*/bf16);
     return sampler->forward(z, y, quality_attention_gen).to(at::kFloat);
   };
   const ImageSource reference = [&](int64_t start, int64_t count) {
