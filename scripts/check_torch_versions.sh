@@ -57,6 +57,10 @@ for v in "${versions[@]}"; do
   python=$(setup_venv "$v") || { rows+=("| $v | - | pip install failed | | | | |"); ok=1; continue; }
   torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
   build="$ROOT/build-$v"
+  # a build tree configured from another checkout cannot be reused
+  if [[ -f "$build/CMakeCache.txt" ]] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD" "$build/CMakeCache.txt"; then
+    rm -rf "$build"
+  fi
   for order in OFF ON; do
     tag="$v-$order"
     echo "check_torch_versions: torch $torch_version, SMYRF_LIBSTDCXX_FIRST=$order (log: $LOGS/$tag-*.log)" >&2
