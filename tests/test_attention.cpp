@@ -418,11 +418,16 @@ TEST(Kernel, EveryInstructionSetMatchesTheBruteForceMultiset) {
       const at::Tensor v = tc.padded ? nan_padded(in.v_BHME, *in.key_keep_BM) : in.v_BHME;
       for (KernelIsa isa : isas) {
         at::Tensor out = at::empty({R, tc.N, tc.E}, dtype), lse = at::empty({R, tc.N}, dtype);
+        ClusteredCall call;
+        call.key_keep_RM = keep_RM;
+        call.perm_q_RHN = clusters.perm_q_RHN;
+        call.perm_k_RHM = clusters.perm_k_RHM;
+        call.q_cluster_size = clusters.geometry.q_cluster_size;
+        call.k_cluster_size = clusters.geometry.k_cluster_size;
+        call.scale = 1.0 / std::sqrt(static_cast<double>(tc.D));
+        call.isa = isa;
         clustered_attention_forward_cpu(in.q_BHND.reshape({R, tc.N, tc.D}), k.reshape({R, tc.M, tc.D}).contiguous(),
-                                        v.reshape({R, tc.M, tc.E}).contiguous(), keep_RM, clusters.perm_q_RHN,
-                                        clusters.perm_k_RHM, clusters.geometry.q_cluster_size,
-                                        clusters.geometry.k_cluster_size, 1.0 / std::sqrt(static_cast<double>(tc.D)),
-                                        out, lse, isa);
+                                        v.reshape({R, tc.M, tc.E}).contiguous(), call, out, lse);
         const std::string where = fmt::format("{} {} N {} M {} D {} E {} C {} # {}", kernel_isa_name(isa),
                                               c10::toString(dtype), tc.N, tc.M, tc.D, tc.E, tc.q_cluster, tc.n_hashes);
         EXPECT_CLOSE(out.view({B, H, tc.N, tc.E}), expected, atol, rtol) << where;

@@ -1,22 +1,29 @@
-// Fused CPU inference kernel of clustered attention (SMYRF, e2lsh): for every row r, hash h and
-// cluster c, softmax(scale * Q_c K_c^T) V_c over the keys of the cluster, merged across hashes
-// online in token order (a streaming softmax over the multiset union of keys a query saw).
+// Fused CPU kernels of clustered attention (SMYRF, e2lsh), forward and backward: for every row r,
+// hash h and cluster c, softmax(scale * Q_c K_c^T) V_c over the keys of the cluster (with attention
+// dropout), merged across hashes online in token order (a streaming softmax over the multiset union
+// of keys a query saw); the backward recomputes the scores instead of storing them.
 //
 // Shapes (R = B*H rows; N, M real tokens; Np = L*Cq, Mp = L*Ck padded cluster slots):
 //   q_RND [R, N, D], k_RMD [R, M, D], v_RME [R, M, E]     contiguous, float32 or float64
 //   key_keep_RM [R, M] bool or undefined (all keys real)
 //   perm_q_RHN [R, #, Np], perm_k_RHM [R, #, Mp] int64    sorted slot -> token (>= N / >= M: dummy)
 //   out_RNE [R, N, E], lse_RN [R, N]                       written (not accumulated into)
+//   dout_RNE, delta_RN, dq_RND, dk_RMD, dv_RME              the backward's (see below)
 // Queries and keys are gathered straight from q/k/v by index into L1-sized buffers, so no sorted
 // copy of q/k/v, no score matrix and no un-sort buffer is ever materialised; memory beyond the
 // output is a few cluster-sized buffers per thread. Rows with no real key: out 0, lse -inf.
 //
+// Memory: the forward keeps nothing but out and lse; the backward needs q, k, v, out, lse and the
+// permutations, and a few cluster-sized buffers per thread.
 // Twin: attend_differentiable in smyrf.cpp computes the same thing with LibTorch ops (and
-// autograd); tests/test_attention.cpp checks both against the float64 oracles, and every
-// instruction-set variant of this kernel against the float64 brute force (Kernel.*).
+// autograd, the same dropout draws); tests/test_attention.cpp checks both against the float64
+// oracles, and every instruction-set variant of both kernels against the float64 brute force and
+// the twin's gradients (Kernel.*).
 #pragma once
 
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 namespace smyrf {
 
@@ -28,13 +35,41 @@ bool kernel_isa_available(KernelIsa isa);
 const char* kernel_isa_name(KernelIsa isa);
 KernelIsa best_kernel_isa();
 
+// The clusters one call attends over (SmyrfAttention::cluster) and its numerics.
+struct ClusteredCall {
+  at::Tensor key_keep_RM;  // [R, M] bool, or undefined: every key real
+  at::Tensor perm_q_RHN, perm_k_RHM;
+  int64_t q_cluster_size = 0, k_cluster_size = 0;
+  double scale = 1.0;
+  double dropout = 0.0;        // attention dropout probability (0: none)
+  uint64_t dropout_seed = 0;   // keys the counter-based draws (clustered_kernel_parts.h)
+  KernelIsa isa = KernelIsa::kBest;
+};
+
 // Every token < N must appear exactly once among each hash's query slots (balanced_slots gives
 // this): out/lse are written by the first hash and merged into by the others, never zeroed first.
+// lse is that of the undropped scores: dropout scales the kept probabilities by 1/(1-p).
 void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
-                                     const at::Tensor& key_keep_RM, const at::Tensor& perm_q_RHN,
-                                     const at::Tensor& perm_k_RHM, int64_t q_cluster_size, int64_t k_cluster_size,
-                                     double scale, at::Tensor& out_RNE, at::Tensor& lse_RN,
-                                     KernelIsa isa = KernelIsa::kBest);
+                                     const ClusteredCall& call, at::Tensor& out_RNE, at::Tensor& lse_RN);
+
+// The backward of the forward above, by recomputation (FlashAttention's identity over the merged
+// softmax): per cluster S = scale Q K^T again, P = exp(S - lse_RN) with the merged lse of the
+// forward, the same dropout factors Z (1/(1-p) or 0), and
+//   dV += (P.Z)^T dO,  dS = P.(Z.(dO V^T) - delta + dlse),  dQ += scale dS K,  dK += scale dS^T Q
+// where delta_RN = rowsum(dO . out) and dlse_RN is the gradient of the returned lse (undefined: 0).
+// dq_RND, dk_RMD, dv_RME are accumulated into (pass zeros). Rows with lse = -inf get no gradient.
+// Parallel like the forward: a thread owns whole rows, or the disjoint tokens of one hash's
+// clusters, so no two threads add into the same row of dq/dk/dv.
+void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
+                                      const ClusteredCall& call, const at::Tensor& dout_RNE, const at::Tensor& lse_RN,
+                                      const at::Tensor& delta_RN, const at::Tensor& dlse_RN, at::Tensor& dq_RND,
+                                      at::Tensor& dk_RMD, at::Tensor& dv_RME);
+
+// The dropout factors the kernels apply (1/(1-p) where a key is kept, 0 where dropped) for every
+// (query slot, key slot) of every cluster, [R * #, L, Cq, Ck] of `dtype`, so that the LibTorch
+// twin can apply the same mask; slots of dummy tokens get 1.
+at::Tensor clustered_dropout_factors(const ClusteredCall& call, int64_t n_queries, int64_t n_keys,
+                                     at::ScalarType dtype);
 
 // The kernel's float32 exp, exposed for its accuracy test: relative error below 1e-6 on
 // [-87, 88]; arguments are clamped to [-87.3, 88] (masked keys never reach it: their probability

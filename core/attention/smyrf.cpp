@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <limits>
 #include <tuple>
@@ -26,12 +27,28 @@ struct ClusterTensors {
   ClusterGeometry geometry;
   at::Tensor q_flat, k_flat, v_flat;  // [R*Np, D], [R*Mp, D], [R*Mp, E] (dummies zero)
   at::Tensor k_keep_flat;             // [R*Mp] bool
+  int64_t real_queries = 0, real_keys = 0;  // N, M: slots holding larger tokens are dummies
   at::Tensor perm_q_RHN, perm_k_RHM, inverse_RHN;
 };
 
-// Autograd path: every hash and row at once through differentiable ops.
+// Attention dropout of the twin: the kernels' counter-based mask on the CPU, else the generator's.
+at::Tensor twin_dropout(const at::Tensor& probs, const ClusterTensors& t, double p, bool training, uint64_t seed,
+                        at::Generator& generator) {
+  if (p <= 0 || !training) return probs;
+  if (!probs.device().is_cpu()) return attention_dropout(probs, p, training, generator);
+  ClusteredCall call;
+  call.perm_q_RHN = t.perm_q_RHN;
+  call.perm_k_RHM = t.perm_k_RHM;
+  call.q_cluster_size = t.geometry.q_cluster_size;
+  call.k_cluster_size = t.geometry.k_cluster_size;
+  call.dropout = p;
+  call.dropout_seed = seed;
+  return probs * clustered_dropout_factors(call, t.real_queries, t.real_keys, probs.scalar_type());
+}
+
+// The LibTorch twin of the fused kernels: every hash and row at once through differentiable ops.
 std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t, double scale, double dropout,
-                                                        bool training, at::Generator& generator) {
+                                                        bool training, uint64_t dropout_seed, at::Generator& generator) {
   const ClusterGeometry& g = t.geometry;
   const int64_t R = t.perm_q_RHN.size(0), n_hashes = t.perm_q_RHN.size(1);
   const int64_t L = g.n_clusters, Cq = g.q_cluster_size, Ck = g.k_cluster_size, Np = g.padded_queries;
@@ -44,7 +61,7 @@ std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t,
   const at::Tensor k_keep_sorted = t.k_keep_flat.index_select(0, k_idx).view({R * n_hashes, L, 1, Ck});
   const at::Tensor logits = at::matmul(q_sorted, k_sorted.transpose(-1, -2)) * scale;
   const MaskedSoftmax softmax = masked_softmax_with_lse(logits, k_keep_sorted);
-  const at::Tensor probs = attention_dropout(softmax.probs, dropout, training, generator);
+  const at::Tensor probs = twin_dropout(softmax.probs, t, dropout, training, dropout_seed, generator);
   const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*#, L, Cq, E]
   const at::Tensor inv_idx = flat_hash_index(t.inverse_RHN);
   const at::Tensor out_RHNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
@@ -54,6 +71,50 @@ std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t,
   const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNH, at::isfinite(lse_RNH));
   return {(out_RHNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1), merge.lse};
 }
+
+// q, k, v -> (out, lse) through the fused kernels. The forward keeps q, k, v (the caller's tensors,
+// not copies), out, lse and the permutations; the backward recomputes every cluster's scores.
+class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredAttention> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_RND,
+                                                const at::Tensor& k_RMD, const at::Tensor& v_RME,
+                                                const ClusteredCall& call) {
+    at::Tensor out_RNE = at::empty({q_RND.size(0), q_RND.size(1), v_RME.size(2)}, q_RND.options());
+    at::Tensor lse_RN = at::empty({q_RND.size(0), q_RND.size(1)}, q_RND.options());
+    clustered_attention_forward_cpu(q_RND, k_RMD, v_RME, call, out_RNE, lse_RN);
+    ctx->save_for_backward({q_RND, k_RMD, v_RME, out_RNE, lse_RN, call.perm_q_RHN, call.perm_k_RHM, call.key_keep_RM});
+    ctx->saved_data["q_cluster_size"] = call.q_cluster_size;
+    ctx->saved_data["k_cluster_size"] = call.k_cluster_size;
+    ctx->saved_data["scale"] = call.scale;
+    ctx->saved_data["dropout"] = call.dropout;
+    ctx->saved_data["dropout_seed"] = static_cast<int64_t>(call.dropout_seed);
+    ctx->saved_data["isa"] = static_cast<int64_t>(call.isa);
+    return {out_RNE, lse_RN};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q_RND = saved[0], &k_RMD = saved[1], &v_RME = saved[2], &out_RNE = saved[3], &lse_RN = saved[4];
+    ClusteredCall call;
+    call.perm_q_RHN = saved[5];
+    call.perm_k_RHM = saved[6];
+    call.key_keep_RM = saved[7];
+    call.q_cluster_size = ctx->saved_data["q_cluster_size"].toInt();
+    call.k_cluster_size = ctx->saved_data["k_cluster_size"].toInt();
+    call.scale = ctx->saved_data["scale"].toDouble();
+    call.dropout = ctx->saved_data["dropout"].toDouble();
+    call.dropout_seed = static_cast<uint64_t>(ctx->saved_data["dropout_seed"].toInt());
+    call.isa = static_cast<KernelIsa>(ctx->saved_data["isa"].toInt());
+    const at::Tensor dout_RNE = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out_RNE);
+    const at::Tensor dlse_RN = grads[1].defined() ? grads[1].contiguous() : at::Tensor();
+    const at::Tensor delta_RN = (dout_RNE * out_RNE).sum(-1);
+    at::Tensor dq_RND = at::zeros_like(q_RND), dk_RMD = at::zeros_like(k_RMD), dv_RME = at::zeros_like(v_RME);
+    clustered_attention_backward_cpu(q_RND, k_RMD, v_RME, call, dout_RNE, lse_RN, delta_RN, dlse_RN, dq_RND, dk_RMD,
+                                     dv_RME);
+    return {dq_RND, dk_RMD, dv_RME, at::Tensor()};
+  }
+};
 
 }  // namespace
 
@@ -65,6 +126,9 @@ SmyrfOptions SmyrfOptions::from_json(JsonReader& reader, bool asymmetric_transfo
   reader.get("k_cluster_size", o.k_cluster_size);
   reader.get("dropout", o.dropout);
   reader.get_choice("mask_order", o.mask_order, {"correct", "as_released"});
+  std::string kernel = "fused";
+  reader.get_choice("kernel", kernel, {"fused", "reference"});
+  o.kernel = kernel == "fused" ? SmyrfKernel::kFused : SmyrfKernel::kReference;
   const auto fail = [&](const char* key, const std::string& why) {
     throw ConfigError(fmt::format("{}: '{}.{}' {}", reader.source().empty() ? "config" : reader.source(),
                                   reader.path(), key, why));
@@ -97,7 +161,8 @@ nlohmann::json SmyrfAttention::options_json() const {
                       {"n_hashes", options_.n_hashes},
                       {"q_cluster_size", options_.q_cluster_size},
                       {"dropout", options_.dropout},
-                      {"mask_order", options_.mask_order}};
+                      {"mask_order", options_.mask_order},
+                      {"kernel", options_.kernel == SmyrfKernel::kFused ? "fused" : "reference"}};
   j["k_cluster_size"] = options_.k_cluster_size ? nlohmann::json(*options_.k_cluster_size) : nlohmann::json();
   return j;
 }
@@ -182,18 +247,38 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
   const int64_t R = B * H;
   const SmyrfClusters clusters = cluster(in, generator);
   const ClusterGeometry& g = clusters.geometry;
-  const int64_t Np = g.padded_queries, Mp = g.padded_keys;
   const bool as_released = options_.mask_order == "as_released";
-  const at::Tensor k_keep_flat = row_keep(in.key_keep_BM, B, H, M, Mp, as_released, in.q_BHND.options()).reshape({-1});
-  const bool needs_grad = at::GradMode::is_enabled() &&
-                          (in.q_BHND.requires_grad() || in.k_BHMD.requires_grad() || in.v_BHME.requires_grad());
+  const at::Tensor k_keep_flat = row_keep(in.key_keep_BM, B, H, M, g.padded_keys, as_released, in.q_BHND.options()).reshape({-1});
+  const bool dropout = options_.dropout > 0 && in.training;
+  // one draw per forward keys every dropout decision of the call (clustered_kernel_parts.h)
+  const uint64_t dropout_seed = dropout && in.q_BHND.device().is_cpu()
+                                    ? static_cast<uint64_t>(at::randint(std::numeric_limits<int64_t>::max(), {1}, generator,
+                                                                        at::kLong).item<int64_t>())
+                                    : 0;
   at::Tensor out_RNE, lse_RN;
-  if (needs_grad || (options_.dropout > 0 && in.training) || !in.q_BHND.device().is_cpu()) {
+  if (options_.kernel == SmyrfKernel::kFused && in.q_BHND.device().is_cpu()) {
+    ClusteredCall call;
+    if (in.key_keep_BM) call.key_keep_RM = k_keep_flat.view({R, g.padded_keys}).narrow(1, 0, M).contiguous();
+    call.perm_q_RHN = clusters.perm_q_RHN.contiguous();
+    call.perm_k_RHM = clusters.perm_k_RHM.contiguous();
+    call.q_cluster_size = g.q_cluster_size;
+    call.k_cluster_size = g.k_cluster_size;
+    call.scale = in.scale;
+    call.dropout = dropout ? options_.dropout : 0.0;
+    call.dropout_seed = dropout_seed;
+    const auto outs = FusedClusteredAttention::apply(in.q_BHND.reshape({R, N, D}).contiguous(),
+                                                     in.k_BHMD.reshape({R, M, D}).contiguous(),
+                                                     in.v_BHME.reshape({R, M, E}).contiguous(), call);
+    out_RNE = outs[0];
+    lse_RN = outs[1];
+  } else {
     ClusterTensors t;
     t.geometry = g;
-    t.q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), Np).reshape({R * Np, D});
-    t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), Mp).reshape({R * Mp, D});
-    t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
+    t.real_queries = N;
+    t.real_keys = M;
+    t.q_flat = pad_tokens(in.q_BHND.reshape({R, N, D}), g.padded_queries).reshape({R * g.padded_queries, D});
+    t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), g.padded_keys).reshape({R * g.padded_keys, D});
+    t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), g.padded_keys).reshape({R * g.padded_keys, E});
     t.k_keep_flat = k_keep_flat;
     t.perm_q_RHN = clusters.perm_q_RHN;
     t.perm_k_RHM = clusters.perm_k_RHM;
@@ -201,21 +286,13 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
       at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
       t.inverse_RHN = inverse_permutation(t.perm_q_RHN);
     }
-    std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, generator);
-  } else {
-    // inference on the CPU: the fused kernel reads q/k/v in place and writes token order directly
-    at::NoGradGuard no_grad;
-    out_RNE = at::empty({R, N, E}, in.q_BHND.options());
-    lse_RN = at::empty({R, N}, in.q_BHND.options());
-    const at::Tensor keep = in.key_keep_BM ? k_keep_flat.view({R, Mp}).narrow(1, 0, M).contiguous() : at::Tensor();
-    clustered_attention_forward_cpu(in.q_BHND.reshape({R, N, D}).contiguous(), in.k_BHMD.reshape({R, M, D}).contiguous(),
-                                    in.v_BHME.reshape({R, M, E}).contiguous(), keep, clusters.perm_q_RHN.contiguous(),
-                                    clusters.perm_k_RHM.contiguous(), g.q_cluster_size, g.k_cluster_size, in.scale, out_RNE,
-                                    lse_RN);
+    std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, dropout_seed, generator);
+    out_RNE = out_RNE.narrow(1, 0, N);
+    lse_RN = lse_RN.narrow(1, 0, N);
   }
   AttentionOutput result;
-  result.out_BHNE = out_RNE.narrow(1, 0, N).reshape({B, H, N, E});
-  result.lse_BHN = lse_RN.narrow(1, 0, N).reshape({B, H, N});
+  result.out_BHNE = out_RNE.reshape({B, H, N, E});
+  result.lse_BHN = lse_RN.reshape({B, H, N});
   result.cost = cost(s);
   return result;
 }

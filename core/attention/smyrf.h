@@ -13,7 +13,14 @@
 //   4. Chunk i of queries attends to chunk i of keys: masked scaled softmax with lse, dropout.
 //   5. Un-sort; merge the hashes by a softmax over their lse, i.e. a softmax over the multiset
 //      union of the keys each query saw (duplicates count, as in the paper's code).
-// Hashing and sorting run without autograd; gradients flow through the gathers and the softmax.
+// Hashing and sorting run without autograd. On the CPU both inference and training run the fused
+// kernels of clustered_attention_cpu.h (one autograd function: the forward keeps only out, lse and
+// the permutations; the backward recomputes each cluster's scores); `kernel: reference` (and any
+// non-CPU device) runs the LibTorch twin instead, whose gradients flow through the gathers and the
+// softmax and which keeps every hash's gathered q/k/v and probabilities for the backward.
+// Attention dropout draws a counter-based mask keyed by (seed, row, hash, query, key), the seed
+// taken from the generator once per forward; the CPU twin builds the same mask, other devices
+// draw theirs from the generator directly.
 // mask_order "as_released" reproduces the released code's mask tiling (row b*H+h uses the mask
 // of batch (b*H+h) % B); "correct" uses the row's own batch.
 //
@@ -33,12 +40,16 @@ namespace smyrf {
 
 class JsonReader;
 
+// kFused: the CPU kernels, forward and backward; kReference: the LibTorch twin (config "reference").
+enum class SmyrfKernel { kFused, kReference };
+
 struct SmyrfOptions {
   int64_t n_hashes = 2;
   int64_t q_cluster_size = 32;
   std::optional<int64_t> k_cluster_size;  // checked: must give the same L as q_cluster_size
   double dropout = 0.0;
   std::string mask_order = "correct";     // correct | as_released
+  SmyrfKernel kernel = SmyrfKernel::kFused;
   bool asymmetric_transform = true;       // false: the e2lsh ablation
   static SmyrfOptions from_json(JsonReader& reader, bool asymmetric_transform);
 };
