@@ -12,17 +12,45 @@ endif()
 
 # Decide on CUDA before find_package(Torch): a CUDA-enabled wheel makes TorchConfig look for the
 # CUDA toolkit, which we only want when we actually build kernels.
-execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch;print(int(torch.backends.cuda.is_built()))"
-                OUTPUT_VARIABLE SMYRF_TORCH_HAS_CUDA OUTPUT_STRIP_TRAILING_WHITESPACE)
+execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch;print(int(torch.backends.cuda.is_built()), torch.version.cuda or '')"
+                OUTPUT_VARIABLE _torch_cuda OUTPUT_STRIP_TRAILING_WHITESPACE)
+separate_arguments(_torch_cuda)
+list(GET _torch_cuda 0 SMYRF_TORCH_HAS_CUDA)
+set(SMYRF_TORCH_CUDA_VERSION "")
+if(SMYRF_TORCH_HAS_CUDA STREQUAL "1")
+  list(GET _torch_cuda 1 SMYRF_TORCH_CUDA_VERSION)
+endif()
 find_program(SMYRF_NVCC nvcc)
+set(SMYRF_NVCC_VERSION "")
+if(SMYRF_NVCC)
+  execute_process(COMMAND ${SMYRF_NVCC} --version OUTPUT_VARIABLE _nvcc_out)
+  string(REGEX MATCH "release ([0-9]+\\.[0-9]+)" _ "${_nvcc_out}")
+  set(SMYRF_NVCC_VERSION "${CMAKE_MATCH_1}")
+endif()
+# AUTO builds our kernels only when nvcc and the wheel's CUDA share a major version: kernels built
+# by nvcc 13 cannot run against a CUDA 12 wheel's runtime (torch 2.4 is built for CUDA 12.1).
+string(REGEX MATCH "^[0-9]+" _nvcc_major "${SMYRF_NVCC_VERSION}")
+string(REGEX MATCH "^[0-9]+" _torch_cuda_major "${SMYRF_TORCH_CUDA_VERSION}")
 set(SMYRF_CUDA_ENABLED OFF)
-if(SMYRF_WITH_CUDA STREQUAL "ON" OR (SMYRF_WITH_CUDA STREQUAL "AUTO" AND SMYRF_NVCC AND SMYRF_TORCH_HAS_CUDA STREQUAL "1"))
+if(SMYRF_WITH_CUDA STREQUAL "ON" OR (SMYRF_WITH_CUDA STREQUAL "AUTO" AND SMYRF_NVCC AND SMYRF_TORCH_HAS_CUDA STREQUAL "1"
+                                      AND _nvcc_major STREQUAL _torch_cuda_major))
   if(NOT SMYRF_NVCC)
     message(FATAL_ERROR "SMYRF_WITH_CUDA=ON but nvcc was not found on PATH")
   endif()
   set(SMYRF_CUDA_ENABLED ON)
 endif()
-message(STATUS "smyrf: CUDA kernels ${SMYRF_CUDA_ENABLED} (SMYRF_WITH_CUDA=${SMYRF_WITH_CUDA}, nvcc='${SMYRF_NVCC}', torch CUDA=${SMYRF_TORCH_HAS_CUDA})")
+message(STATUS "smyrf: CUDA kernels ${SMYRF_CUDA_ENABLED} (SMYRF_WITH_CUDA=${SMYRF_WITH_CUDA}, "
+               "nvcc='${SMYRF_NVCC}' ${SMYRF_NVCC_VERSION}, torch CUDA=${SMYRF_TORCH_HAS_CUDA} ${SMYRF_TORCH_CUDA_VERSION})")
+# TorchConfig of torch < 2.5 requires libnvToolsExt, which CUDA 13 toolkits no longer ship (NVTX
+# became the header-only nvtx3): stand an empty target in for it, which links nothing.
+if(SMYRF_TORCH_HAS_CUDA STREQUAL "1" AND SMYRF_NVCC)
+  get_filename_component(_cuda_root "${SMYRF_NVCC}" DIRECTORY)
+  find_library(SMYRF_LIBNVTOOLSEXT nvToolsExt PATHS "${_cuda_root}/../lib64" NO_DEFAULT_PATH)
+  if(NOT SMYRF_LIBNVTOOLSEXT AND NOT TARGET CUDA::nvToolsExt)
+    add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+    set(LIBNVTOOLSEXT CUDA::nvToolsExt CACHE STRING "libnvToolsExt for torch < 2.5 (absent from CUDA 13: an empty target)")
+  endif()
+endif()
 
 if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
   set(ENV{TORCH_CUDA_ARCH_LIST} "9.0")  # the H100/H200 that are lent; keeps TorchConfig quiet
