@@ -125,6 +125,56 @@ TEST(Finetune, ImdbTrainsDenseAndIsScoredWithSmyrf) {
   EXPECT_EQ(metric_value(run, "eval_examples"), 24);
 }
 
+// Whether a metric is a measurement of time or memory (which differ between any two runs).
+bool is_measured(const std::string& name) {
+  for (const char* part : {"time", "per_s", "rss", "bytes", "peak"})
+    if (name.find(part) != std::string::npos) return true;
+  return false;
+}
+
+// Training through the fused SMYRF kernels (forward, backward and attention dropout 0.1 from
+// config.json) ends where training through the LibTorch twin ends, up to float32 rounding (4.9e-7
+// relative at most when written; 1e-5 allowed); the values are printed. IMDB trains dense and scores with SMYRF both ways.
+TEST(Finetune, FusedSmyrfTrainsToTheTwinsMetrics) {
+  const fs::path dir = fresh_dir("fused_vs_twin");
+  const std::string glue = finetune_config(dir, "glue", "configs/smoke/glue_tiny.json", "tests/data/glue",
+                                           R"(, "sweep": {"data.task": ["rte", "stsb"],
+                                                "attention.kernel": ["fused", "reference"]})");
+  const std::string imdb = finetune_config(dir, "imdb", "configs/smoke/imdb_tiny.json", "tests/data/aclImdb",
+                                           R"(, "eval": {"attention_variants": {
+      "smyrf_twin": {"method": "smyrf", "n_hashes": 2, "q_cluster_size": 32, "k_cluster_size": 32, "kernel": "reference"}}})");
+  for (const std::string& config : {glue, imdb}) {
+    const auto result = run_cli("run --no-progress " + config + " --output " + config + ".h5");
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+  }
+  std::vector<std::pair<StoredRun, StoredRun>> pairs;  // (fused, twin)
+  const auto glue_runs = stored_runs(glue + ".h5");
+  for (const char* task : {"rte", "stsb"})
+    pairs.emplace_back(glue_runs.at(fmt::format("kernel=fused,task={}", task)),
+                       glue_runs.at(fmt::format("kernel=reference,task={}", task)));
+  double worst = 0;
+  for (const auto& [fused, twin] : pairs) {
+    ASSERT_EQ(fused.status, "complete") << fused.error;
+    ASSERT_EQ(twin.status, "complete") << twin.error;
+    for (const auto& [name, m] : fused.result.metrics) {
+      if (is_measured(name)) continue;
+      const double other = metric_value(twin, name), diff = std::abs(m.value - other) / std::max(1.0, std::abs(other));
+      worst = std::max(worst, diff);
+      std::printf("%s %s: fused %.9g twin %.9g\n", fused.info.run_id.c_str(), name.c_str(), m.value, other);
+      EXPECT_LE(diff, 1e-5) << fused.info.run_id << " " << name << ": fused " << m.value << ", twin " << other;
+    }
+    const auto &loss_fused = curve_of(fused, "train_loss"), &loss_twin = curve_of(twin, "train_loss");
+    ASSERT_EQ(loss_fused.size(), loss_twin.size());
+    for (size_t i = 0; i < loss_fused.size(); ++i)
+      EXPECT_NEAR(loss_fused[i], loss_twin[i], 1e-5 * std::max(1.0, std::abs(loss_twin[i]))) << "step " << i;
+  }
+  std::printf("largest relative metric difference, fused vs twin training: %.3g\n", worst);
+  const StoredRun scored = stored_runs(imdb + ".h5").begin()->second;
+  ASSERT_EQ(scored.status, "complete") << scored.error;
+  EXPECT_EQ(metric_value(scored, "accuracy_with_smyrf"), metric_value(scored, "accuracy_with_smyrf_twin"));
+  EXPECT_NEAR(metric_value(scored, "eval_loss_with_smyrf"), metric_value(scored, "eval_loss_with_smyrf_twin"), 1e-5);
+}
+
 // A run killed mid-training (SIGKILL to the runner, whose worker dies with it) continues from its last
 // checkpoint and ends exactly where an uninterrupted run ends; its saved model, reloaded, scores the
 // same with the training attention and with dense (interchangeability through the saved weights).
