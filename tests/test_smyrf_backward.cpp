@@ -161,9 +161,8 @@ TEST(SmyrfBackward, EveryInstructionSetMatchesTheTwinsGradients) {
         clustered_attention_forward_cpu(q, k, v, call, out, lse);
         const at::Tensor dout = w_out.reshape({R, c.N, c.E}).contiguous();
         const at::Tensor dlse = at::where(at::isfinite(lse), w_lse.reshape({R, c.N}), at::zeros({}, lse.options()));
-        const at::Tensor delta = (dout * out).sum(-1);
         at::Tensor dq = at::zeros_like(q), dk = at::zeros({R, c.M, c.D}, dtype), dv = at::zeros({R, c.M, c.E}, dtype);
-        clustered_attention_backward_cpu(q, k, v, call, dout, lse, delta, dlse, dq, dk, dv);
+        clustered_attention_backward_cpu(q, k, v, call, out, lse, dout, dlse, dq, dk, dv);
         const Gradients kernel{out.view({c.B, c.H, c.N, c.E}), lse.view({c.B, c.H, c.N}), dq.view_as(twin.dq),
                                dk.view_as(twin.dk), dv.view_as(twin.dv)};
         expect_same_gradients(kernel, twin, atol, rtol, std::string(kernel_isa_name(isa)) + " " + describe(c, dtype));
@@ -194,6 +193,22 @@ TEST(SmyrfBackward, OneClusterEqualsDenseGradients) {
     fused.lse = fused.lse - std::log(static_cast<double>(n_hashes));
     expect_same_gradients(fused, dense, 1e-11, 1e-9, fmt::format("# {}", n_hashes));
   }
+}
+
+// out.sum()'s gradient is one value expanded (every stride 0): the kernel reads it in place.
+TEST(SmyrfBackward, ExpandedOutputGradientIsReadThroughItsStrides) {
+  const Case c{1, 3, 97, 61, 16, 12, 16, 2, true};
+  const AttentionInputs in = case_inputs(c, at::kDouble, 900);
+  std::vector<std::vector<at::Tensor>> grads;
+  for (SmyrfKernel kernel : {SmyrfKernel::kFused, SmyrfKernel::kReference}) {
+    AttentionInputs x = in;
+    x.q_BHND = in.q_BHND.clone().requires_grad_();
+    x.k_BHMD = in.k_BHMD.clone().requires_grad_();
+    x.v_BHME = in.v_BHME.clone().requires_grad_();
+    test::run(*smyrf_method(c.n_hashes, c.q_cluster, kernel), x, 5).out_BHNE.sum().backward();
+    grads.push_back({x.q_BHND.grad(), x.k_BHMD.grad(), x.v_BHME.grad()});
+  }
+  for (size_t i = 0; i < 3; ++i) EXPECT_CLOSE(grads[0][i], grads[1][i], 1e-11, 1e-9) << "input " << i;
 }
 
 // ---- dropout --------------------------------------------------------------------------------------

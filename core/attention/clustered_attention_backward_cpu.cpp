@@ -1,7 +1,8 @@
 // Fused CPU backward of clustered attention; the formulas are in clustered_attention_cpu.h.
 //
 // Per cluster (Cq query slots, Ck key slots of row r and hash h):
-//   gather: the real queries (scaled) Q [rows, Dp] and their dO [rows, Ep], lse, and dlse - delta;
+//   gather: the real queries (scaled) Q [rows, Dp] and their dO [rows, Ep], lse, and dlse - delta
+//           with delta = dO . out computed here (no [R, N] buffer, dO read through its strides);
 //           the keys transposed Kt [D, Kp] and row-major K [Kp, Dp], the values transposed
 //           Vt [E, Kp]; dummy and masked keys read a zero row;
 //   S = Q Kt, G = dO Vt (two products with the forward's register-blocked micro-kernel);
@@ -61,9 +62,10 @@ struct BackwardData {
   const bool* keep;  // [R, M] or null
   const int64_t* pq;
   const int64_t* pk;
-  const T* dout;
+  const T* out;
+  const T* dout;                  // element (r, n, e) at r * dout_sr + n * dout_sn + e * dout_se
+  int64_t dout_sr, dout_sn, dout_se;  // (an expanded gradient, such as out.sum()'s, has stride 0)
   const T* lse;
-  const T* delta;
   const T* dlse;  // or null
   T* dq;
   T* dk;
@@ -83,15 +85,19 @@ SMYRF_INLINE int64_t gather_queries(const ClusterArgs& a, const BackwardData<T>&
     if (t.lse[at] == -std::numeric_limits<T>::infinity()) continue;
     w.q_tokens[n_q] = token;
     const T* q_src = t.q + at * a.D;
-    const T* do_src = t.dout + at * a.E;
+    const T* o_src = t.out + at * a.E;
+    const T* do_src = t.dout + r * t.dout_sr + token * t.dout_sn;
     T* q_dst = w.q.get() + n_q * w.d_pad;
     T* do_dst = w.dout.get() + n_q * w.e_pad;
 #pragma omp simd
     for (int64_t d = 0; d < a.D; ++d) q_dst[d] = q_src[d] * scale;
-#pragma omp simd
-    for (int64_t e = 0; e < a.E; ++e) do_dst[e] = do_src[e];
+    T delta = 0;  // dO . out: the softmax's Jacobian applied to dO, once per query (and hash)
+    for (int64_t e = 0; e < a.E; ++e) {
+      do_dst[e] = do_src[e * t.dout_se];
+      delta += do_dst[e] * o_src[e];
+    }
     w.row_lse[n_q] = t.lse[at];
-    w.row_shift[n_q] = (t.dlse ? t.dlse[at] : T(0)) - t.delta[at];
+    w.row_shift[n_q] = (t.dlse ? t.dlse[at] : T(0)) - delta;
     ++n_q;
   }
   return n_q;
@@ -215,15 +221,17 @@ SMYRF_DEFINE_KERNEL_VARIANTS(backward, backward_ranges, BackwardData)
 }  // namespace clustered_detail
 
 void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
-                                      const ClusteredCall& call, const at::Tensor& dout_RNE, const at::Tensor& lse_RN,
-                                      const at::Tensor& delta_RN, const at::Tensor& dlse_RN, at::Tensor& dq_RND,
+                                      const ClusteredCall& call, const at::Tensor& out_RNE, const at::Tensor& lse_RN,
+                                      const at::Tensor& dout_RNE, const at::Tensor& dlse_RN, at::Tensor& dq_RND,
                                       at::Tensor& dk_RMD, at::Tensor& dv_RME) {
   using namespace clustered_detail;
   const ClusterArgs a = checked_args("clustered_attention_backward_cpu", q_RND, k_RMD, v_RME, call);
   const int64_t R = q_RND.size(0);
-  check_output("dout_RNE", dout_RNE, q_RND, {R, a.N, a.E});
+  check_output("out_RNE", out_RNE, q_RND, {R, a.N, a.E});
   check_output("lse_RN", lse_RN, q_RND, {R, a.N});
-  check_output("delta_RN", delta_RN, q_RND, {R, a.N});
+  TORCH_CHECK(dout_RNE.defined() && dout_RNE.sizes() == out_RNE.sizes() && dout_RNE.device().is_cpu() &&
+                  dout_RNE.scalar_type() == q_RND.scalar_type(),
+              "dout_RNE must be a CPU tensor of out_RNE's shape and dtype (any strides)");
   if (dlse_RN.defined()) check_output("dlse_RN", dlse_RN, q_RND, {R, a.N});
   check_output("dq_RND", dq_RND, q_RND, {R, a.N, a.D});
   check_output("dk_RMD", dk_RMD, q_RND, {R, a.M, a.D});
@@ -237,9 +245,12 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                    call.key_keep_RM.defined() ? call.key_keep_RM.data_ptr<bool>() : nullptr,
                                    call.perm_q_RHN.data_ptr<int64_t>(),
                                    call.perm_k_RHM.data_ptr<int64_t>(),
+                                   out_RNE.data_ptr<scalar_t>(),
                                    dout_RNE.data_ptr<scalar_t>(),
+                                   dout_RNE.stride(0),
+                                   dout_RNE.stride(1),
+                                   dout_RNE.stride(2),
                                    lse_RN.data_ptr<scalar_t>(),
-                                   delta_RN.data_ptr<scalar_t>(),
                                    dlse_RN.defined() ? dlse_RN.data_ptr<scalar_t>() : nullptr,
                                    dq_RND.data_ptr<scalar_t>(),
                                    dk_RMD.data_ptr<scalar_t>(),

@@ -8,7 +8,7 @@
 //   key_keep_RM [R, M] bool or undefined (all keys real)
 //   perm_q_RHN [R, #, Np], perm_k_RHM [R, #, Mp] int64    sorted slot -> token (>= N / >= M: dummy)
 //   out_RNE [R, N, E], lse_RN [R, N]                       written (not accumulated into)
-//   dout_RNE, delta_RN, dq_RND, dk_RMD, dv_RME              the backward's (see below)
+//   dout_RNE (any strides), dlse_RN, dq_RND, dk_RMD, dv_RME  the backward's (see below)
 // Queries and keys are gathered straight from q/k/v by index into L1-sized buffers, so no sorted
 // copy of q/k/v, no score matrix and no un-sort buffer is ever materialised; memory beyond the
 // output is a few cluster-sized buffers per thread. Rows with no real key: out 0, lse -inf.
@@ -56,13 +56,14 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
 // softmax): per cluster S = scale Q K^T again, P = exp(S - lse_RN) with the merged lse of the
 // forward, the same dropout factors Z (1/(1-p) or 0), and
 //   dV += (P.Z)^T dO,  dS = P.(Z.(dO V^T) - delta + dlse),  dQ += scale dS K,  dK += scale dS^T Q
-// where delta_RN = rowsum(dO . out) and dlse_RN is the gradient of the returned lse (undefined: 0).
+// where delta = rowsum(dO . out) (computed in the kernel from out_RNE) and dlse_RN is the gradient
+// of the returned lse (undefined: 0).
 // dq_RND, dk_RMD, dv_RME are accumulated into (pass zeros). Rows with lse = -inf get no gradient.
 // Parallel like the forward: a thread owns whole rows, or the disjoint tokens of one hash's
 // clusters, so no two threads add into the same row of dq/dk/dv.
 void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
-                                      const ClusteredCall& call, const at::Tensor& dout_RNE, const at::Tensor& lse_RN,
-                                      const at::Tensor& delta_RN, const at::Tensor& dlse_RN, at::Tensor& dq_RND,
+                                      const ClusteredCall& call, const at::Tensor& out_RNE, const at::Tensor& lse_RN,
+                                      const at::Tensor& dout_RNE, const at::Tensor& dlse_RN, at::Tensor& dq_RND,
                                       at::Tensor& dk_RMD, at::Tensor& dv_RME);
 
 // The dropout factors the kernels apply (1/(1-p) where a key is kept, 0 where dropped) for every

@@ -106,11 +106,11 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
     call.dropout = ctx->saved_data["dropout"].toDouble();
     call.dropout_seed = static_cast<uint64_t>(ctx->saved_data["dropout_seed"].toInt());
     call.isa = static_cast<KernelIsa>(ctx->saved_data["isa"].toInt());
-    const at::Tensor dout_RNE = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out_RNE);
+    // dO is read through its strides: the expanded gradient of a sum is not copied
+    const at::Tensor dout_RNE = grads[0].defined() ? grads[0] : at::zeros_like(out_RNE);
     const at::Tensor dlse_RN = grads[1].defined() ? grads[1].contiguous() : at::Tensor();
-    const at::Tensor delta_RN = (dout_RNE * out_RNE).sum(-1);
     at::Tensor dq_RND = at::zeros_like(q_RND), dk_RMD = at::zeros_like(k_RMD), dv_RME = at::zeros_like(v_RME);
-    clustered_attention_backward_cpu(q_RND, k_RMD, v_RME, call, dout_RNE, lse_RN, delta_RN, dlse_RN, dq_RND, dk_RMD,
+    clustered_attention_backward_cpu(q_RND, k_RMD, v_RME, call, out_RNE, lse_RN, dout_RNE, dlse_RN, dq_RND, dk_RMD,
                                      dv_RME);
     return {dq_RND, dk_RMD, dv_RME, at::Tensor()};
   }

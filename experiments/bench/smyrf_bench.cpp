@@ -5,7 +5,7 @@
 // B = 1, H = 8 heads, D = E = 64, float32, N = M in {1024, 4096, 16384} (65536 for the
 // sub-quadratic peers); forward (no autograd) and forward+backward; causal and not. Methods: dense
 // (ours, materialises the N x M scores), LibTorch's scaled_dot_product_attention, smyrf {1x32,
-// 2x64, 4x128}, and BM_Peer: e2lsh 2x64 and every peer at its defaults (peer_configs()). Each method is checked against dense
+// 2x64, 4x128} (kernel 0: fused; 1: the LibTorch twin, forward+backward only), and BM_Peer: e2lsh 2x64 and every peer at its defaults (peer_configs()). Each method is checked against dense
 // float64 once (at a small size) before anything is timed. Counters: tokens/s, analytic bytes,
 // memory fraction, peak RSS growth of the timed calls, and the time ratio to dense and to SDPA of
 // the same N and mode measured earlier in this run (they are registered first).
@@ -141,8 +141,12 @@ void BM_SDPA(benchmark::State& state) {
   report_ratios(state, N, mode, causal, per_call);
 }
 
+// kernel 0: the fused CPU kernels (forward and backward); 1: the LibTorch twin (`kernel: reference`)
 void BM_Smyrf(benchmark::State& state) {
-  run_method(state, {{"method", "smyrf"}, {"n_hashes", state.range(2)}, {"q_cluster_size", state.range(3)}}, "");
+  run_method(state,
+             {{"method", "smyrf"}, {"n_hashes", state.range(2)}, {"q_cluster_size", state.range(3)},
+              {"kernel", state.range(4) == 0 ? "fused" : "reference"}},
+             "");
 }
 
 void sequence_modes(benchmark::internal::Benchmark* b) {
@@ -191,12 +195,14 @@ void peer_grid(benchmark::internal::Benchmark* b) {
 void smyrf_grid(benchmark::internal::Benchmark* b) {
   for (int mode : {0, 1})
     for (int64_t n : {1024, 4096, 16384})
-      for (auto [h, c] : {std::pair<int64_t, int64_t>{1, 32}, {2, 64}, {4, 128}}) b->Args({n, mode, h, c});
+      for (auto [h, c] : {std::pair<int64_t, int64_t>{1, 32}, {2, 64}, {4, 128}})
+        for (int kernel : {0, 1})
+          if (kernel == 0 || mode == 1) b->Args({n, mode, h, c, kernel});  // the twin only where it trains
 }
 
 BENCHMARK(BM_Dense)->Apply(sequence_modes)->ArgNames({"N", "backward", "causal"})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK(BM_SDPA)->Apply(sequence_modes)->ArgNames({"N", "backward", "causal"})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_Smyrf)->Apply(smyrf_grid)->ArgNames({"N", "backward", "hashes", "C"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Smyrf)->Apply(smyrf_grid)->ArgNames({"N", "backward", "hashes", "C", "kernel"})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Peer)->Apply(peer_grid)->ArgNames({"N", "backward", "causal", "config"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Validate before timing: every method at its exactness limit must equal dense float64 (polysketch:
