@@ -137,6 +137,7 @@ SMYRF_INLINE void score_gradients(const ClusterArgs& a, int64_t r, int64_t h, in
     const T lse = w.row_lse[i], shift = w.row_shift[i];
     if (a.dropout > 0) {
       const uint64_t qkey = dropout_query_key(a.drop_seed, r, h, w.q_tokens[i]);
+#pragma omp simd
       for (int64_t j = 0; j < kp; ++j) {
         const T p = keep[j] != T(0) ? exp_of(s[j] - lse) : T(0);
         const T z = dropout_bits(qkey, w.k_tokens[j]) >= a.drop_threshold ? kept : T(0);

@@ -385,6 +385,7 @@ SMYRF_INLINE void drop_row(const ClusterArgs& a, int64_t row, int64_t hash, int6
                            T* p, int64_t n) {
   const uint64_t qkey = dropout_query_key(a.drop_seed, row, hash, query);
   const T kept = static_cast<T>(1.0 / (1.0 - a.dropout));
+#pragma omp simd
   for (int64_t j = 0; j < n; ++j) p[j] = dropout_bits(qkey, k_tokens[j]) >= a.drop_threshold ? p[j] * kept : T(0);
 }
 
