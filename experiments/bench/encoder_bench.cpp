@@ -7,7 +7,8 @@
 // encoders must agree (1e-4 max abs on the last hidden states): a wrong model is never timed.
 // BM_TrainStep: one fine-tuning step of MiniLM with a 2-label classification head on the same
 // batches (forward in training mode, cross-entropy, backward, gradient clipping at 1.0, AdamW step),
-// with dense, SDPA, SMYRF 2x32 and SMYRF 8x32 (the paper's IMDB setting) attention in every layer;
+// with dense, SDPA, SMYRF 2x32 and SMYRF 8x32 (the paper's IMDB setting) attention in every layer,
+// and 8x32 through the LibTorch twin (method 4, `kernel: reference`) for comparison;
 // the same counters, except that peak_rss_growth_MiB includes the warm-up step (gradients, AdamW
 // state): run one case per process for its own peak. What finetune.cpp does per optimizer step.
 // A model, tokenizer or text that cannot be loaded skips every case with the reason.
@@ -152,7 +153,8 @@ const std::vector<nlohmann::json>& train_methods() {
       {{"method", "dense"}},
       {{"method", "sdpa"}},
       {{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 32}},
-      {{"method", "smyrf"}, {"n_hashes", 8}, {"q_cluster_size", 32}}};
+      {{"method", "smyrf"}, {"n_hashes", 8}, {"q_cluster_size", 32}},
+      {{"method", "smyrf"}, {"n_hashes", 8}, {"q_cluster_size", 32}, {"kernel", "reference"}}};
   return methods;
 }
 
@@ -190,7 +192,7 @@ void BM_TrainStep(benchmark::State& state) {
 
 BENCHMARK(BM_TrainStep)  // SMYRF 8x32 only at 512 tokens: at 128 it would cost twice dense
     ->Args({128, 0})->Args({128, 1})->Args({128, 2})
-    ->Args({512, 0})->Args({512, 1})->Args({512, 2})->Args({512, 3})
+    ->Args({512, 0})->Args({512, 1})->Args({512, 2})->Args({512, 3})->Args({512, 4})
     ->ArgNames({"N", "method"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
