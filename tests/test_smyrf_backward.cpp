@@ -211,6 +211,27 @@ TEST(SmyrfBackward, ExpandedOutputGradientIsReadThroughItsStrides) {
   for (size_t i = 0; i < 3; ++i) EXPECT_CLOSE(grads[0][i], grads[1][i], 1e-11, 1e-9) << "input " << i;
 }
 
+// The encoder hands q, k, v on as head views of [B, L, H*D] projections ([B, H, L, D] with strides
+// (L*H*D, D, H*D, 1)): the kernels read them in place and must give what contiguous copies give.
+TEST(SmyrfBackward, HeadViewsOfAProjectionAreReadInPlace) {
+  const Case c{2, 3, 97, 61, 16, 12, 16, 2, true};
+  const AttentionInputs base = case_inputs(c, at::kFloat, 950);
+  AttentionInputs views = base;
+  for (at::Tensor* x : {&views.q_BHND, &views.k_BHMD, &views.v_BHME})
+    *x = x->transpose(1, 2).contiguous().transpose(1, 2);  // same values, projection layout
+  ASSERT_FALSE(views.q_BHND.is_contiguous());
+  auto gen = make_generator(951);
+  const at::Tensor w_out = at::randn({c.B, c.H, c.N, c.E}, gen, at::kFloat);
+  const at::Tensor w_lse = at::randn({c.B, c.H, c.N}, gen, at::kFloat);
+  const auto method = smyrf_method(c.n_hashes, c.q_cluster, SmyrfKernel::kFused, 0.2);
+  for (bool training : {false, true}) {
+    AttentionInputs a = base, b = views;
+    a.training = b.training = training;
+    expect_same_gradients(gradients_through(*method, b, 3, w_out, w_lse), gradients_through(*method, a, 3, w_out, w_lse),
+                          0, 0, training ? "training" : "inference");
+  }
+}
+
 // ---- dropout --------------------------------------------------------------------------------------
 
 TEST(SmyrfDropout, BackwardUsesTheForwardsMaskWhichIsTheTwins) {

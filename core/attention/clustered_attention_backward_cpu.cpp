@@ -84,7 +84,7 @@ SMYRF_INLINE int64_t gather_queries(const ClusterArgs& a, const BackwardData<T>&
     const int64_t at = r * a.N + token;
     if (t.lse[at] == -std::numeric_limits<T>::infinity()) continue;
     w.q_tokens[n_q] = token;
-    const T* q_src = t.q + at * a.D;
+    const T* q_src = t.q + a.qs.row(r, a.H) + token * a.qs.token;
     const T* o_src = t.out + at * a.E;
     const T* do_src = t.dout + r * t.dout_sr + token * t.dout_sn;
     T* q_dst = w.q.get() + n_q * w.d_pad;
@@ -113,8 +113,8 @@ SMYRF_INLINE int64_t gather_keys(const ClusterArgs& a, const BackwardData<T>& t,
     const bool real = token < a.M && (t.keep == nullptr || t.keep[r * a.M + token]);
     w.keep[j] = real ? T(1) : T(0);
     w.k_tokens[j] = token;
-    w.k_rows[j] = real ? t.k + (r * a.M + token) * a.D : w.zero_row.get();
-    w.v_rows[j] = real ? t.v + (r * a.M + token) * a.E : w.zero_row.get();
+    w.k_rows[j] = real ? t.k + a.ks.row(r, a.H) + token * a.ks.token : w.zero_row.get();
+    w.v_rows[j] = real ? t.v + a.vs.row(r, a.H) + token * a.vs.token : w.zero_row.get();
     std::memcpy(w.k.get() + j * w.d_pad, w.k_rows[j], sizeof(T) * a.D);
     n_real += real;
   }
@@ -227,16 +227,16 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                       at::Tensor& dk_RMD, at::Tensor& dv_RME) {
   using namespace clustered_detail;
   const ClusterArgs a = checked_args("clustered_attention_backward_cpu", q_RND, k_RMD, v_RME, call);
-  const int64_t R = q_RND.size(0);
-  check_output("out_RNE", out_RNE, q_RND, {R, a.N, a.E});
-  check_output("lse_RN", lse_RN, q_RND, {R, a.N});
-  TORCH_CHECK(dout_RNE.defined() && dout_RNE.sizes() == out_RNE.sizes() && dout_RNE.device().is_cpu() &&
+  const int64_t R = call.perm_q_RHN.size(0);
+  check_output("out_RNE", out_RNE, q_RND, R, a.N, a.E);
+  check_output("lse_RN", lse_RN, q_RND, 1, R, a.N);
+  TORCH_CHECK(dout_RNE.defined() && dout_RNE.dim() == 3 && dout_RNE.sizes() == out_RNE.sizes() && dout_RNE.device().is_cpu() &&
                   dout_RNE.scalar_type() == q_RND.scalar_type(),
               "dout_RNE must be a CPU tensor of out_RNE's shape and dtype (any strides)");
-  if (dlse_RN.defined()) check_output("dlse_RN", dlse_RN, q_RND, {R, a.N});
-  check_output("dq_RND", dq_RND, q_RND, {R, a.N, a.D});
-  check_output("dk_RMD", dk_RMD, q_RND, {R, a.M, a.D});
-  check_output("dv_RME", dv_RME, q_RND, {R, a.M, a.E});
+  if (dlse_RN.defined()) check_output("dlse_RN", dlse_RN, q_RND, 1, R, a.N);
+  check_output("dq_RND", dq_RND, q_RND, R, a.N, a.D);
+  check_output("dk_RMD", dk_RMD, q_RND, R, a.M, a.D);
+  check_output("dv_RME", dv_RME, q_RND, R, a.M, a.E);
   if (a.n_hashes == 0 || a.L == 0) return;
   const KernelIsa isa = call.isa == KernelIsa::kBest ? best_kernel_isa() : call.isa;
   AT_DISPATCH_FLOATING_TYPES(q_RND.scalar_type(), "clustered_attention_backward_cpu", [&] {

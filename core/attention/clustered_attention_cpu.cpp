@@ -76,7 +76,7 @@ SMYRF_INLINE void attend_cluster(const ClusterArgs& a, const T* __restrict__ q, 
     const int64_t token = q_slots[i];
     if (token >= a.N) continue;  // dummy slot
     w.q_tokens[n_q] = token;
-    const T* src = q + token * D;
+    const T* src = q + token * a.qs.token;
     T* dst = w.q.get() + n_q * D;
 #pragma omp simd
     for (int64_t d = 0; d < D; ++d) dst[d] = src[d] * scale;
@@ -91,12 +91,12 @@ SMYRF_INLINE void attend_cluster(const ClusterArgs& a, const T* __restrict__ q, 
     const int64_t token = j < Ck ? k_slots[j] : a.M;
     const bool real = token < a.M && (key_keep == nullptr || key_keep[token]);
     w.keep[j] = real ? T(1) : T(0);
-    w.k_rows[j] = real ? k + token * D : w.zero_row.get();
+    w.k_rows[j] = real ? k + token * a.ks.token : w.zero_row.get();
     w.k_tokens[j] = token;
     n_real_keys += real;
     if (j >= Ck) continue;
     T* v_row = w.v.get() + j * vals_pad;
-    const T* vs = real ? v + token * E : w.zero_row.get();
+    const T* vs = real ? v + token * a.vs.token : w.zero_row.get();
 #pragma omp simd
     for (int64_t e = 0; e < E; ++e) v_row[e] = vs[e];
   }
@@ -232,17 +232,17 @@ SMYRF_INLINE void attend_ranges(const ClusterArgs& a, const KernelData<T>& t, in
       for (int64_t i = 0; i < a.Cq; ++i) {
         const int64_t token = next_q[i];
         if (token >= a.N) continue;
-        prefetch.add_row(t.q + (r1 * a.N + token) * a.D, a.D);
+        prefetch.add_row(t.q + a.qs.row(r1, a.H) + token * a.qs.token, a.D);
         prefetch.add_row(t.out + (r1 * a.N + token) * a.E, a.E);
       }
       for (int64_t j = 0; j < a.Ck; ++j) {
         const int64_t token = next_k[j];
         if (token >= a.M) continue;
-        prefetch.add_row(t.k + (r1 * a.M + token) * a.D, a.D);
-        prefetch.add_row(t.v + (r1 * a.M + token) * a.E, a.E);
+        prefetch.add_row(t.k + a.ks.row(r1, a.H) + token * a.ks.token, a.D);
+        prefetch.add_row(t.v + a.vs.row(r1, a.H) + token * a.vs.token, a.E);
       }
     }
-    attend_cluster<T, Blk>(a, t.q + r * a.N * a.D, t.k + r * a.M * a.D, t.v + r * a.M * a.E,
+    attend_cluster<T, Blk>(a, t.q + a.qs.row(r, a.H), t.k + a.ks.row(r, a.H), t.v + a.vs.row(r, a.H),
                            t.keep ? t.keep + r * a.M : nullptr, q_slots, k_slots, r, h, t.out + r * a.N * a.E,
                            t.lse + r * a.N, w, prefetch);
     prefetch.flush();  // whatever the products did not get to (or all of it, for a skipped cluster)
@@ -296,42 +296,73 @@ KernelIsa best_kernel_isa() {
 
 namespace clustered_detail {
 
+// The row strides of a [R, L, X] or [B, H, L, X] input whose last dim is contiguous; its heads.
+RowStrides input_strides(const char* who, const char* name, const at::Tensor& x, int64_t& heads) {
+  TORCH_CHECK(x.dim() == 3 || x.dim() == 4, who, ": ", name, " must be [R, L, X] or [B, H, L, X], got ",
+              shape_string(x.sizes()));
+  TORCH_CHECK(x.stride(-1) == 1 && x.device().is_cpu(), who, ": ", name,
+              " must be a CPU tensor whose last dim is contiguous");
+  RowStrides s;
+  s.token = x.stride(-2);
+  if (x.dim() == 4) {
+    s.b = x.stride(0);
+    s.h = x.stride(1);
+    heads = x.size(1);
+  } else {
+    s.h = x.stride(0);
+    heads = x.size(0);
+  }
+  return s;
+}
+
 // Checks a call's tensors and returns its sizes (shared with the backward's entry point).
-ClusterArgs checked_args(const char* who, const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
+ClusterArgs checked_args(const char* who, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const ClusteredCall& c) {
-  SMYRF_CHECK_SHAPE(q_RND, "q_RND", -1, -1, -1);
-  const int64_t R = q_RND.size(0), N = q_RND.size(1), D = q_RND.size(2);
-  SMYRF_CHECK_SHAPE(k_RMD, "k_RMD", R, -1, D);
-  const int64_t M = k_RMD.size(1);
-  SMYRF_CHECK_SHAPE(v_RME, "v_RME", R, M, -1);
+  ClusterArgs args{};
+  int64_t q_heads = 0, k_heads = 0, v_heads = 0;
+  args.qs = input_strides(who, "q", q, q_heads);
+  args.ks = input_strides(who, "k", k, k_heads);
+  args.vs = input_strides(who, "v", v, v_heads);
+  const int64_t R = q.numel() == 0 ? 0 : q.numel() / (q.size(-2) * q.size(-1));
+  TORCH_CHECK(k.dim() == q.dim() && v.dim() == q.dim() && k.sizes().slice(0, q.dim() - 2) == q.sizes().slice(0, q.dim() - 2) &&
+                  v.sizes().slice(0, q.dim() - 1) == k.sizes().slice(0, q.dim() - 1) && k.size(-1) == q.size(-1),
+              who, ": q, k, v have shapes ", shape_string(q.sizes()), ", ", shape_string(k.sizes()), ", ",
+              shape_string(v.sizes()), "; they must share the leading dims, k the last with q, and v the token dim with k");
+  args.H = q_heads;
+  args.N = q.size(-2);
+  args.M = k.size(-2);
+  args.D = q.size(-1);
+  args.E = v.size(-1);
   TORCH_CHECK(c.q_cluster_size >= 1 && c.k_cluster_size >= 1, who, ": cluster sizes must be >= 1");
   SMYRF_CHECK_SHAPE(c.perm_q_RHN, "perm_q_RHN", R, -1, -1);
-  const int64_t n_hashes = c.perm_q_RHN.size(1), L = c.perm_q_RHN.size(2) / c.q_cluster_size;
-  SMYRF_CHECK_SHAPE(c.perm_q_RHN, "perm_q_RHN", R, n_hashes, L * c.q_cluster_size);
-  SMYRF_CHECK_SHAPE(c.perm_k_RHM, "perm_k_RHM", R, n_hashes, L * c.k_cluster_size);
-  for (const at::Tensor* t : {&q_RND, &k_RMD, &v_RME, &c.perm_q_RHN, &c.perm_k_RHM})
-    TORCH_CHECK(t->is_contiguous() && t->device().is_cpu(), who, ": tensors must be contiguous CPU tensors");
-  TORCH_CHECK(k_RMD.scalar_type() == q_RND.scalar_type() && v_RME.scalar_type() == q_RND.scalar_type() &&
-                  (q_RND.scalar_type() == at::kFloat || q_RND.scalar_type() == at::kDouble),
+  args.n_hashes = c.perm_q_RHN.size(1);
+  args.L = c.perm_q_RHN.size(2) / c.q_cluster_size;
+  SMYRF_CHECK_SHAPE(c.perm_q_RHN, "perm_q_RHN", R, args.n_hashes, args.L * c.q_cluster_size);
+  SMYRF_CHECK_SHAPE(c.perm_k_RHM, "perm_k_RHM", R, args.n_hashes, args.L * c.k_cluster_size);
+  for (const at::Tensor* t : {&c.perm_q_RHN, &c.perm_k_RHM})
+    TORCH_CHECK(t->is_contiguous() && t->device().is_cpu() && t->scalar_type() == at::kLong, who,
+                ": perm_q_RHN and perm_k_RHM must be contiguous int64 CPU tensors");
+  TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+                  (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble),
               who, ": q, k and v must all be float32 or all float64");
-  TORCH_CHECK(c.perm_q_RHN.scalar_type() == at::kLong && c.perm_k_RHM.scalar_type() == at::kLong,
-              "perm_q_RHN and perm_k_RHM must be int64");
   TORCH_CHECK(kernel_isa_available(c.isa), who, ": this CPU cannot run the ", kernel_isa_name(c.isa), " kernel");
   TORCH_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, who, ": dropout must be in [0, 1), got ", c.dropout);
   if (c.key_keep_RM.defined()) {
-    SMYRF_CHECK_SHAPE(c.key_keep_RM, "key_keep_RM", R, M);
+    SMYRF_CHECK_SHAPE(c.key_keep_RM, "key_keep_RM", R, args.M);
     TORCH_CHECK(c.key_keep_RM.scalar_type() == at::kBool && c.key_keep_RM.is_contiguous(), "key_keep_RM: contiguous bool");
   }
-  ClusterArgs args{N, M, D, v_RME.size(2), c.q_cluster_size, c.k_cluster_size, L, n_hashes, c.scale};
+  args.Cq = c.q_cluster_size;
+  args.Ck = c.k_cluster_size;
+  args.scale = c.scale;
   args.dropout = c.dropout;
   args.drop_threshold = dropout_threshold(c.dropout);
   args.drop_seed = c.dropout_seed;
   return args;
 }
 
-void check_output(const char* name, const at::Tensor& t, const at::Tensor& like, std::initializer_list<int64_t> sizes) {
-  TORCH_CHECK(t.defined() && t.sizes().vec() == std::vector<int64_t>(sizes), name, " must have shape ",
-              shape_string(sizes), ", got ", t.defined() ? shape_string(t.sizes()) : std::string("undefined"));
+void check_output(const char* name, const at::Tensor& t, const at::Tensor& like, int64_t R, int64_t L, int64_t X) {
+  TORCH_CHECK(t.defined() && t.dim() >= 2 && t.numel() == R * L * X && t.size(-1) == X && t.size(-2) == L, name,
+              " must hold [", R, ", ", L, ", ", X, "], got ", t.defined() ? shape_string(t.sizes()) : std::string("undefined"));
   TORCH_CHECK(t.is_contiguous() && t.device().is_cpu() && t.scalar_type() == like.scalar_type(), name,
               " must be a contiguous CPU tensor of q's dtype");
 }
@@ -342,9 +373,9 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
                                      const ClusteredCall& call, at::Tensor& out_RNE, at::Tensor& lse_RN) {
   using namespace clustered_detail;
   const ClusterArgs args = checked_args("clustered_attention_forward_cpu", q_RND, k_RMD, v_RME, call);
-  const int64_t R = q_RND.size(0);
-  check_output("out_RNE", out_RNE, q_RND, {R, args.N, args.E});
-  check_output("lse_RN", lse_RN, q_RND, {R, args.N});
+  const int64_t R = call.perm_q_RHN.size(0);
+  check_output("out_RNE", out_RNE, q_RND, R, args.N, args.E);
+  check_output("lse_RN", lse_RN, q_RND, 1, R, args.N);
   if (args.n_hashes == 0 || args.L == 0) {
     out_RNE.zero_();
     lse_RN.fill_(-std::numeric_limits<double>::infinity());

@@ -4,11 +4,13 @@
 // of keys a query saw); the backward recomputes the scores instead of storing them.
 //
 // Shapes (R = B*H rows; N, M real tokens; Np = L*Cq, Mp = L*Ck padded cluster slots):
-//   q_RND [R, N, D], k_RMD [R, M, D], v_RME [R, M, E]     contiguous, float32 or float64
+//   q_RND [R, N, D], k_RMD [R, M, D], v_RME [R, M, E]     float32 or float64; also [B, H, L, X]
+//                                                          (R = B*H) with any strides but the last
 //   key_keep_RM [R, M] bool or undefined (all keys real)
 //   perm_q_RHN [R, #, Np], perm_k_RHM [R, #, Mp] int64    sorted slot -> token (>= N / >= M: dummy)
 //   out_RNE [R, N, E], lse_RN [R, N]                       written (not accumulated into)
-//   dout_RNE (any strides), dlse_RN, dq_RND, dk_RMD, dv_RME  the backward's (see below)
+//   dout_RNE [R, N, E] (any strides), dlse_RN              the backward's gradients in
+//   dq_RND, dk_RMD, dv_RME                                 contiguous, shaped like q, k, v
 // Queries and keys are gathered straight from q/k/v by index into L1-sized buffers, so no sorted
 // copy of q/k/v, no score matrix and no un-sort buffer is ever materialised; memory beyond the
 // output is a few cluster-sized buffers per thread. Rows with no real key: out 0, lse -inf.

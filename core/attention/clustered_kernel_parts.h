@@ -257,13 +257,23 @@ SMYRF_INLINE void transpose_keys(const T* const* rows, int64_t keys, int64_t D, 
 }
 
 // Sizes of one kernel call: N, M real queries and keys of a row; Cq, Ck slots per cluster; L
-// clusters; scale of the logits; dropout probability with its threshold and seed (see below).
+// clusters; scale of the logits; dropout probability with its threshold and seed (see below); the
+// strides of q, k and v.
+// Where the rows of q, k or v lie: the tensor is [B, H, L, X] with its last dim contiguous (any
+// other strides: a head view of a [B, L, H*X] projection is read in place); row r = b * H + h.
+struct RowStrides {
+  int64_t b = 0, h = 0, token = 0;
+  int64_t row(int64_t r, int64_t heads) const { return (r / heads) * b + (r % heads) * h; }
+};
+
 struct ClusterArgs {
   int64_t N, M, D, E, Cq, Ck, L, n_hashes;
   double scale;
   double dropout = 0.0;
   uint32_t drop_threshold = 0;
   uint64_t drop_seed = 0;
+  int64_t H = 1;  // heads: rows r of the [R, ...] outputs are (r / H, r % H) of q, k, v
+  RowStrides qs, ks, vs;
 };
 
 // ---- attention dropout ---------------------------------------------------------------------------
@@ -337,8 +347,9 @@ void for_each_cluster_range(int64_t R, int64_t n_hashes, int64_t L, const Fn& fn
 // Checks one call's tensors (shapes, dtypes, contiguity, the instruction set) and returns its sizes.
 ClusterArgs checked_args(const char* who, const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                          const ClusteredCall& call);
-// Checks that an output tensor has `sizes` and like's dtype, contiguous on the CPU.
-void check_output(const char* name, const at::Tensor& t, const at::Tensor& like, std::initializer_list<int64_t> sizes);
+// Checks that an output tensor holds R x L x X elements of like's dtype ([R, L, X] or [B, H, L, X]),
+// contiguous on the CPU.
+void check_output(const char* name, const at::Tensor& t, const at::Tensor& like, int64_t R, int64_t L, int64_t X);
 
 // ---- instruction sets -----------------------------------------------------------------------------
 

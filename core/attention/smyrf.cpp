@@ -72,15 +72,17 @@ std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t,
   return {(out_RHNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1), merge.lse};
 }
 
-// q, k, v -> (out, lse) through the fused kernels. The forward keeps q, k, v (the caller's tensors,
-// not copies), out, lse and the permutations; the backward recomputes every cluster's scores.
+// q, k, v [B, H, L, X] (any strides but the last) -> out [R, N, E], lse [R, N] through the fused
+// kernels. The forward keeps q, k, v (the caller's tensors, not copies), out, lse and the
+// permutations; the backward recomputes every cluster's scores.
 class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredAttention> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_RND,
                                                 const at::Tensor& k_RMD, const at::Tensor& v_RME,
                                                 const ClusteredCall& call) {
-    at::Tensor out_RNE = at::empty({q_RND.size(0), q_RND.size(1), v_RME.size(2)}, q_RND.options());
-    at::Tensor lse_RN = at::empty({q_RND.size(0), q_RND.size(1)}, q_RND.options());
+    const int64_t R = call.perm_q_RHN.size(0), N = q_RND.size(-2);
+    at::Tensor out_RNE = at::empty({R, N, v_RME.size(-1)}, q_RND.options());
+    at::Tensor lse_RN = at::empty({R, N}, q_RND.options());
     clustered_attention_forward_cpu(q_RND, k_RMD, v_RME, call, out_RNE, lse_RN);
     ctx->save_for_backward({q_RND, k_RMD, v_RME, out_RNE, lse_RN, call.perm_q_RHN, call.perm_k_RHM, call.key_keep_RM});
     ctx->saved_data["q_cluster_size"] = call.q_cluster_size;
@@ -109,7 +111,9 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
     // dO is read through its strides: the expanded gradient of a sum is not copied
     const at::Tensor dout_RNE = grads[0].defined() ? grads[0] : at::zeros_like(out_RNE);
     const at::Tensor dlse_RN = grads[1].defined() ? grads[1].contiguous() : at::Tensor();
-    at::Tensor dq_RND = at::zeros_like(q_RND), dk_RMD = at::zeros_like(k_RMD), dv_RME = at::zeros_like(v_RME);
+    // contiguous gradients whatever the inputs' strides (the kernel writes [R, L, X] rows)
+    at::Tensor dq_RND = at::zeros(q_RND.sizes(), q_RND.options()), dk_RMD = at::zeros(k_RMD.sizes(), k_RMD.options());
+    at::Tensor dv_RME = at::zeros(v_RME.sizes(), v_RME.options());
     clustered_attention_backward_cpu(q_RND, k_RMD, v_RME, call, out_RNE, lse_RN, dout_RNE, dlse_RN, dq_RND, dk_RMD,
                                      dv_RME);
     return {dq_RND, dk_RMD, dv_RME, at::Tensor()};
@@ -266,9 +270,9 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
     call.scale = in.scale;
     call.dropout = dropout ? options_.dropout : 0.0;
     call.dropout_seed = dropout_seed;
-    const auto outs = FusedClusteredAttention::apply(in.q_BHND.reshape({R, N, D}).contiguous(),
-                                                     in.k_BHMD.reshape({R, M, D}).contiguous(),
-                                                     in.v_BHME.reshape({R, M, E}).contiguous(), call);
+    // head views of a projection (last dim contiguous) are read in place, not copied
+    const auto rows = [](const at::Tensor& x) { return x.stride(3) == 1 ? x : x.contiguous(); };
+    const auto outs = FusedClusteredAttention::apply(rows(in.q_BHND), rows(in.k_BHMD), rows(in.v_BHME), call);
     out_RNE = outs[0];
     lse_RN = outs[1];
   } else {
