@@ -212,7 +212,9 @@ std::vector<std::string> SmyrfAttention::unsupported_reasons(const AttentionRequ
 
 AttentionCost SmyrfAttention::cost(const AttentionShape& s) const {
   const ClusterGeometry g = geometry(s.n_queries, s.n_keys);
-  return clustered_attention_cost(s, options_.n_hashes, g.n_clusters, g.q_cluster_size, g.k_cluster_size);
+  // the fused kernels' buffers (CPU tensors); on other devices the twin runs, whose are larger
+  return clustered_attention_cost(s, options_.n_hashes, g.n_clusters, g.q_cluster_size, g.k_cluster_size,
+                                  options_.kernel == SmyrfKernel::kFused);
 }
 
 SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& generator) const {

@@ -33,7 +33,12 @@ struct AttentionCost {
 AttentionCost dense_attention_cost(const AttentionShape& shape);
 
 // SMYRF / e2lsh with L clusters of Cq queries and Ck keys per hash (padded sizes L*Cq, L*Ck).
-// The buffers are those of the autograd path (sorted copies of q/k/v, all cluster scores at once);
+// fused: the buffers of the fused CPU kernels, forward and backward alike (hashes, the query and key
+// orders, out, lse, and one thread's cluster scratch: queries, keys twice, values, scores and their
+// gradients; each further thread adds as much); otherwise those of the LibTorch twin (sorted copies
+// of q/k/v, every cluster's scores and probabilities, per-hash outputs), which autograd keeps.
+AttentionCost clustered_attention_cost(const AttentionShape& shape, int64_t n_hashes, int64_t n_clusters,
+                                       int64_t q_cluster_size, int64_t k_cluster_size, bool fused);
 // the fused CPU inference kernel keeps only the hashes, permutations, output and per-thread
 // cluster-sized buffers, so for inference this is an upper bound (compare the measured peak).
 AttentionCost clustered_attention_cost(const AttentionShape& shape, int64_t n_hashes, int64_t n_clusters,
