@@ -232,6 +232,22 @@ TEST(SmyrfBackward, HeadViewsOfAProjectionAreReadInPlace) {
   }
 }
 
+TEST(SmyrfBackward, SecondDerivativesAreRefusedSayingWhatToUse) {
+  AttentionInputs in = random_inputs(1, 2, 32, 32, 8, 8, at::kDouble, 1);
+  in.q_BHND.requires_grad_();
+  const at::Tensor out = test::run(*smyrf_method(2, 8, SmyrfKernel::kFused), in, 1).out_BHNE;
+  try {
+    torch::autograd::grad({out.pow(2).sum()}, {in.q_BHND}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    FAIL() << "expected the fused backward to refuse create_graph";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"kernel\": \"reference\""), std::string::npos) << e.what();
+  }
+  // first derivatives are fine, and the twin serves second ones
+  EXPECT_NO_THROW(torch::autograd::grad({out.sum()}, {in.q_BHND}));
+  const at::Tensor twin = test::run(*smyrf_method(2, 8, SmyrfKernel::kReference), in, 1).out_BHNE;
+  EXPECT_NO_THROW(torch::autograd::grad({twin.pow(2).sum()}, {in.q_BHND}, {}, true, true));
+}
+
 // ---- dropout --------------------------------------------------------------------------------------
 
 TEST(SmyrfDropout, BackwardUsesTheForwardsMaskWhichIsTheTwins) {

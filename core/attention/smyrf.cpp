@@ -96,6 +96,9 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    // the kernels' gradients are no graph: a second derivative through them would be silently 0
+    TORCH_CHECK(!at::GradMode::is_enabled(), "smyrf: the fused backward cannot be differentiated again "
+                "(create_graph); use the option \"kernel\": \"reference\" for higher derivatives");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q_RND = saved[0], &k_RMD = saved[1], &v_RME = saved[2], &out_RNE = saved[3], &lse_RN = saved[4];
     ClusteredCall call;
