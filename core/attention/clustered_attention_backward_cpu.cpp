@@ -14,7 +14,7 @@
 // merged lse is -inf (no real key in any hash) are skipped: their output is the constant 0.
 // The work is spread like the forward's (for_each_cluster_range): a thread owns whole rows, or the
 // disjoint tokens of one hash's clusters, so the adds into dq/dk/dv need no atomics.
-// Tested by tests/test_attention.cpp against the LibTorch twin's gradients, float64 finite
+// Tested by tests/test_smyrf_backward.cpp against the LibTorch twin's gradients, float64 finite
 // differences and dense attention at one cluster, for every instruction set.
 #include "core/attention/clustered_attention_cpu.h"
 #include "core/attention/clustered_kernel_parts.h"

@@ -29,7 +29,9 @@
 // memory_fraction = # * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
 // (= # * Ck / M when C divides N).
 // Tested by tests/test_attention.cpp: single cluster == dense, brute-force multiset construction at
-// N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients.
+// N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients; and by
+// tests/test_smyrf_backward.cpp: fused gradients against the twin, finite differences and dense,
+// dropout (the same mask forward, backward and in the twin; thread count; unbiased).
 #pragma once
 
 #include <optional>
