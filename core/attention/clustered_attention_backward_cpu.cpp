@@ -211,7 +211,7 @@ template <typename T, class Blk>
 SMYRF_INLINE void backward_ranges(const ClusterArgs& a, const BackwardData<T>& t, int64_t r0, int64_t r1, int64_t h0,
                                   int64_t h1, int64_t c0, int64_t c1) {
   BackwardScratch<T> w(a, Blk::kRows);
-  LinePrefetch none;  // the backward does not prefetch: its five products hide the gathers less
+  LinePrefetch none;  // empty: the forward's paced prefetch of the next cluster is not used here (yet)
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t c = c0; c < c1; ++c) backward_cluster<T, Blk>(a, t, r, h, c, w, none);
