@@ -10,8 +10,8 @@
 #
 # Each venv sees the system's site-packages, so a version already installed there (the newest, on
 # a machine set up by scripts/setup.sh) is not downloaded again; others come from PyPI (several
-# GiB each with their CUDA libraries). Each first build takes about 20 minutes on 2 cores, and
-# switching the link order only relinks. Not part of .ci/run (too long); its table is in the
+# GiB each with their CUDA libraries). A first build is a full build of the project (torch 2.4's
+# took 23 minutes on 2 cores with other work running), and switching the link order only relinks. Not part of .ci/run (too long); its table is in the
 # README's Build section.
 #
 # Per version and link order it prints: the build's result; `smyrf run` on the fidelity smoke config

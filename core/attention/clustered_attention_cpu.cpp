@@ -57,6 +57,88 @@ struct Scratch {
         k_rows(static_cast<size_t>(keys_pad)) {}
 };
 
+// Pass 3 of attend_cluster: the first n_q rows of S become unnormalised probabilities (masked keys
+// 0, then dropout), with each row's 1/sum and lse.
+template <typename T, class Blk>
+SMYRF_INLINE void softmax_rows(const ClusterArgs& a, int64_t row, int64_t hash, int64_t n_q, bool any_masked,
+                               Scratch<T>& w) {
+  const int64_t keys_pad = w.keys_pad;
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  constexpr int W = Blk::kBytes / static_cast<int>(sizeof(T));
+  const T* keep = w.keep.get();
+  typedef T V __attribute__((vector_size(Blk::kBytes)));
+  for (int64_t i = 0; i < n_q; ++i) {
+    T* s = w.s.get() + i * keys_pad;
+    T row_max;
+    {
+      V vmax = neg_inf - V{};
+      for (int64_t j = 0; j < keys_pad; j += W) {
+        V x;
+        std::memcpy(&x, s + j, sizeof x);
+        if (any_masked) {
+          V kp;
+          std::memcpy(&kp, keep + j, sizeof kp);
+          x = kp != T(0) ? x : neg_inf - V{};
+        }
+        vmax = vmax > x ? vmax : x;
+      }
+      row_max = vmax[0];
+      for (int l = 1; l < W; ++l) row_max = std::max(row_max, static_cast<T>(vmax[l]));
+    }
+    T row_sum = T(0);
+    if (any_masked) {
+#pragma omp simd reduction(+ : row_sum)
+      for (int64_t j = 0; j < keys_pad; ++j) {
+        const T p = keep[j] != T(0) ? exp_of(s[j] - row_max) : T(0);
+        s[j] = p;
+        row_sum += p;
+      }
+    } else {
+#pragma omp simd reduction(+ : row_sum)
+      for (int64_t j = 0; j < keys_pad; ++j) {
+        const T p = exp_of(s[j] - row_max);
+        s[j] = p;
+        row_sum += p;
+      }
+    }
+    w.row_inv_sum[i] = T(1) / row_sum;
+    w.row_lse[i] = row_max + std::log(row_sum);
+    if (a.dropout > 0) drop_row(a, row, hash, w.q_tokens[i], w.k_tokens.data(), s, keys_pad);
+  }
+}
+
+// Pass 5 of attend_cluster: each query's cluster output written into its row of out (first hash, or
+// a row no earlier hash reached) or merged with what earlier hashes gave it.
+template <typename T>
+SMYRF_INLINE void write_or_merge(const ClusterArgs& a, int64_t n_q, bool first_hash, T* __restrict__ out,
+                                 T* __restrict__ lse, Scratch<T>& w) {
+  const int64_t E = a.E, vals_pad = w.vals_pad;
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  for (int64_t i = 0; i < n_q; ++i) {
+    const int64_t token = w.q_tokens[i];
+    const T* o = w.o.get() + i * vals_pad;
+    T* out_row = out + token * E;
+    const T cluster_lse = w.row_lse[i];
+    const T old_lse = first_hash ? neg_inf : lse[token];
+    if (old_lse == neg_inf) {
+      const T c = w.row_inv_sum[i];
+#pragma omp simd
+      for (int64_t e = 0; e < E; ++e) out_row[e] = o[e] * c;
+      lse[token] = cluster_lse;
+      continue;
+    }
+    // two-term log-sum-exp: with d = exp(lo - hi) <= 1, lse = hi + log1p(d) and the weights of
+    // the two terms are 1 / (1 + d) and d / (1 + d)
+    const bool old_is_hi = old_lse >= cluster_lse;
+    const T hi = old_is_hi ? old_lse : cluster_lse, lo = old_is_hi ? cluster_lse : old_lse;
+    const T d = std::exp(lo - hi), w_hi = T(1) / (T(1) + d), w_lo = d * w_hi;
+    const T keep_old = old_is_hi ? w_hi : w_lo, take_new = (old_is_hi ? w_lo : w_hi) * w.row_inv_sum[i];
+#pragma omp simd
+    for (int64_t e = 0; e < E; ++e) out_row[e] = out_row[e] * keep_old + o[e] * take_new;
+    lse[token] = hi + std::log1p(d);
+  }
+}
+
 // One cluster: gather, scores, masked softmax with lse, P V, and the write or merge into out/lse.
 // On the first hash (hash == 0) out/lse of these queries hold nothing yet (they are written, not
 // merged). row and hash key the dropout draws.
@@ -119,73 +201,12 @@ SMYRF_INLINE void attend_cluster(const ClusterArgs& a, const T* __restrict__ q, 
   prefetch.pace(gemm_k_steps<Blk>(rows, keys_pad / W, D) + gemm_k_steps<Blk>(rows, vals_pad / W, keys_pad));
   gemm<T, Blk>(w.q.get(), D, w.kt.get(), keys_pad, w.s.get(), keys_pad, rows, keys_pad, D, prefetch);
   // pass 3: softmax rows (unnormalised), with lse
-  const T* keep = w.keep.get();
-  typedef T V __attribute__((vector_size(Blk::kBytes)));
-  for (int64_t i = 0; i < n_q; ++i) {
-    T* s = w.s.get() + i * keys_pad;
-    T row_max;
-    {
-      V vmax = neg_inf - V{};
-      for (int64_t j = 0; j < keys_pad; j += W) {
-        V x;
-        std::memcpy(&x, s + j, sizeof x);
-        if (any_masked) {
-          V kp;
-          std::memcpy(&kp, keep + j, sizeof kp);
-          x = kp != T(0) ? x : neg_inf - V{};
-        }
-        vmax = vmax > x ? vmax : x;
-      }
-      row_max = vmax[0];
-      for (int l = 1; l < W; ++l) row_max = std::max(row_max, static_cast<T>(vmax[l]));
-    }
-    T row_sum = T(0);
-    if (any_masked) {
-#pragma omp simd reduction(+ : row_sum)
-      for (int64_t j = 0; j < keys_pad; ++j) {
-        const T p = keep[j] != T(0) ? exp_of(s[j] - row_max) : T(0);
-        s[j] = p;
-        row_sum += p;
-      }
-    } else {
-#pragma omp simd reduction(+ : row_sum)
-      for (int64_t j = 0; j < keys_pad; ++j) {
-        const T p = exp_of(s[j] - row_max);
-        s[j] = p;
-        row_sum += p;
-      }
-    }
-    w.row_inv_sum[i] = T(1) / row_sum;
-    w.row_lse[i] = row_max + std::log(row_sum);
-    if (a.dropout > 0) drop_row(a, row, hash, w.q_tokens[i], w.k_tokens.data(), s, keys_pad);
-  }
+  softmax_rows<T, Blk>(a, row, hash, n_q, any_masked, w);
   // padded rows of S hold Q's zero rows times K: finite; their outputs are never read
   // pass 4: O = P V
   gemm<T, Blk>(w.s.get(), keys_pad, w.v.get(), vals_pad, w.o.get(), vals_pad, rows, vals_pad, keys_pad, prefetch);
   // pass 5: write or merge
-  for (int64_t i = 0; i < n_q; ++i) {
-    const int64_t token = w.q_tokens[i];
-    const T* o = w.o.get() + i * vals_pad;
-    T* out_row = out + token * E;
-    const T cluster_lse = w.row_lse[i];
-    const T old_lse = first_hash ? neg_inf : lse[token];
-    if (old_lse == neg_inf) {
-      const T c = w.row_inv_sum[i];
-#pragma omp simd
-      for (int64_t e = 0; e < E; ++e) out_row[e] = o[e] * c;
-      lse[token] = cluster_lse;
-      continue;
-    }
-    // two-term log-sum-exp: with d = exp(lo - hi) <= 1, lse = hi + log1p(d) and the weights of
-    // the two terms are 1 / (1 + d) and d / (1 + d)
-    const bool old_is_hi = old_lse >= cluster_lse;
-    const T hi = old_is_hi ? old_lse : cluster_lse, lo = old_is_hi ? cluster_lse : old_lse;
-    const T d = std::exp(lo - hi), w_hi = T(1) / (T(1) + d), w_lo = d * w_hi;
-    const T keep_old = old_is_hi ? w_hi : w_lo, take_new = (old_is_hi ? w_lo : w_hi) * w.row_inv_sum[i];
-#pragma omp simd
-    for (int64_t e = 0; e < E; ++e) out_row[e] = out_row[e] * keep_old + o[e] * take_new;
-    lse[token] = hi + std::log1p(d);
-  }
+  write_or_merge(a, n_q, first_hash, out, lse, w);
 }
 
 // What one call works on: the tensors' data and the (row, hash, cluster) ranges.
