@@ -128,16 +128,13 @@ bool is_blank(std::string_view s) {
 
 }  // namespace
 
+const EnumNames<ImdbLineBreaks> kImdbBreakNames = {{"space", ImdbLineBreaks::kSpace}, {"keep", ImdbLineBreaks::kKeep}};
+
 TextSplit load_imdb_split(const std::string& aclimdb_dir, const std::string& split, const ImdbLoadOptions& options) {
   const std::vector<std::string> kSplits = {"train", "test"};
-  const std::vector<std::string> kBrModes = {"space", "keep"};
   if (std::find(kSplits.begin(), kSplits.end(), split) == kSplits.end()) {
     throw ConfigError(fmt::format("unknown IMDB split '{}'{}; valid splits: train, test (train/unsup/ is unlabelled)",
                                   split, did_you_mean(split, kSplits)));
-  }
-  if (std::find(kBrModes.begin(), kBrModes.end(), options.br) == kBrModes.end()) {
-    throw ConfigError(fmt::format("unknown IMDB br mode '{}'{}; use 'space' (each <br /> becomes a space) or 'keep'",
-                                  options.br, did_you_mean(options.br, kBrModes)));
   }
   if (aclimdb_dir.empty() || !fs::is_directory(aclimdb_dir)) {
     throw IoError(
@@ -168,10 +165,10 @@ TextSplit load_imdb_split(const std::string& aclimdb_dir, const std::string& spl
         throw IoError(
             fmt::format("{}: not UTF-8 ({}); re-fetch the data with scripts/fetch_imdb.sh", example.origin, e.what()));
       }
-      if (options.br == "space") example.text_a = replace_line_breaks(example.text_a);
+      if (options.br == ImdbLineBreaks::kSpace) example.text_a = replace_line_breaks(example.text_a);
       if (is_blank(example.text_a)) {
         throw IoError(fmt::format("{}: empty review (no text{}); remove the file or re-fetch the data", example.origin,
-                                  options.br == "space" ? " besides <br /> line breaks" : ""));
+                                  options.br == ImdbLineBreaks::kSpace ? " besides <br /> line breaks" : ""));
       }
       example.label = positive ? 1 : 0;
       out.examples.push_back(std::move(example));

@@ -11,12 +11,17 @@
 
 #include <string>
 
+#include "core/util/json_options.h"
 #include "datasets/text_classification.h"
 
 namespace smyrf {
 
+enum class ImdbLineBreaks { kSpace, kKeep };
+// Their spellings in configs ("br": "space" | "keep").
+extern const EnumNames<ImdbLineBreaks> kImdbBreakNames;
+
 struct ImdbLoadOptions {
-  std::string br = "space";  // "space" | "keep"
+  ImdbLineBreaks br = ImdbLineBreaks::kSpace;
 };
 
 // split: "train" or "test".

@@ -1,5 +1,5 @@
 // Labelled text examples as the sentence(-pair) classification loaders return them (datasets/glue.h,
-// datasets/imdb.h) and the fine-tuning pipelines consume them (experiments/pipelines/finetune.h).
+// datasets/imdb.h) and the fine-tuning pipelines consume them (experiments/engines/finetune.h).
 // Torch-free. Tested through the loaders' tests (tests/light/test_text_datasets.cpp).
 #pragma once
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/util/check.h"
+#include "core/util/text_file.h"
 
 namespace smyrf {
 
@@ -19,11 +20,7 @@ std::vector<TextWindow> text_windows(const Tokenizer& tokenizer, const TextWindo
   const size_t body = options.max_tokens - specials;
   std::vector<TextWindow> windows;
   for (const std::string& path : options.files) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(fmt::format("text file '{}' cannot be read: check the path", path));
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::vector<int64_t> ids = tokenizer.ids_of(text.str());
+    const std::vector<int64_t> ids = tokenizer.ids_of(read_text_file(path, "text file"));
     for (size_t start = 0; start < ids.size(); start += body) {
       const size_t length = std::min(body, ids.size() - start);
       if (length + specials < options.min_tokens) break;

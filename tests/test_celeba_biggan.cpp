@@ -13,7 +13,7 @@
 #include "core/models/inception_fid.h"
 #include "core/models/safetensors.h"
 #include "datasets/image_io.h"
-#include "experiments/results_store.h"
+#include "experiments/runner/results_store.h"
 #include "tests/support/cli_test_support.h"
 
 namespace smyrf {

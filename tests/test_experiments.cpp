@@ -14,10 +14,13 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
+
+#include "core/attention/registry.h"
 #include "core/util/hdf5_file.h"
 #include "support/cli_test_support.h"
-#include "experiments/config.h"
-#include "experiments/results_store.h"
+#include "experiments/runner/config.h"
+#include "experiments/runner/results_store.h"
 
 namespace smyrf {
 namespace {
@@ -45,7 +48,7 @@ TEST(Cli, SmokeSweepWritesEveryRunWithConsistentMetrics) {
     EXPECT_TRUE(std::isfinite(err)) << run.info.run_id;
     EXPECT_GT(metric(run, "wall_time_s"), 0.0);
     EXPECT_GT(metric(run, "process_peak_rss_bytes"), 1e6);
-    const bool one_cluster = run.info.q_cluster_size == std::optional<int64_t>(97);
+    const bool one_cluster = knob_value(run.info, "q_cluster_size") == std::optional<int64_t>(97);
     if (run.info.method == "dense" || one_cluster) {
       EXPECT_LT(err, 1e-5) << run.info.run_id << ": exact at its exactness limit";
       EXPECT_NEAR(metric(run, "mean_row_cosine"), 1.0, 1e-6);
@@ -53,7 +56,7 @@ TEST(Cli, SmokeSweepWritesEveryRunWithConsistentMetrics) {
       EXPECT_GT(err, 1e-4) << run.info.run_id << ": a real approximation has error";
       EXPECT_LT(err, 1.5) << run.info.run_id;
       const double expected_fraction =
-          static_cast<double>(*run.info.n_hashes * 7 * 14 * 14) / (97.0 * 97.0);  // 7 clusters of 14 slots
+          static_cast<double>(*knob_value(run.info, "n_hashes") * 7 * 14 * 14) / (97.0 * 97.0);  // 7 clusters of 14 slots
       EXPECT_NEAR(metric(run, "memory_fraction"), expected_fraction, 1e-12) << run.info.run_id;
     }
   }
@@ -88,6 +91,11 @@ TEST(Cli, EqualMemorySweepLogsTheChosenKnobOfEveryMethod) {
     EXPECT_LE(metric(run, "memory_fraction"), budget) << run.info.run_id;
     EXPECT_GT(metric(run, "memory_fraction"), budget / 2) << run.info.run_id << ": the largest knob that fits";
     EXPECT_GE(metric(run, knob.at(run.info.method)), 1.0) << run.info.run_id;
+    // the knob the budget chose is a metric, not a knob of the run's identity
+    EXPECT_FALSE(knob_value(run.info, knob.at(run.info.method).substr(std::string("budget_").size())))
+        << run.info.run_id;
+    if (run.info.method == "smyrf") EXPECT_EQ(knob_value(run.info, "n_hashes"), std::optional<int64_t>(2)) << run.info.run_id;  // the default
+    if (run.info.method == "reformer") EXPECT_TRUE(knob_value(run.info, "n_rounds")) << run.info.run_id;
     EXPECT_TRUE(std::isfinite(metric(run, "rel_fro_error"))) << run.info.run_id;
     if (run.info.method == "polysketch") {
       EXPECT_TRUE(std::isfinite(metric(run, "rel_fro_error_vs_target")));
@@ -237,6 +245,23 @@ TEST(Cli, BadInputGivesClearErrorsAndNonZeroExit) {
   EXPECT_EQ(validate.exit_code, 2) << validate.output;
   const CliResult not_h5 = run_cli("report " + (dir / "malformed.json").string());
   EXPECT_EQ(not_h5.exit_code, 3) << not_h5.output;
+  // usage errors exit 2 like a bad config; --help is not an error
+  for (const char* usage : {"run --no-such-flag x.json", "run", "", "attend"}) {
+    const CliResult r = run_cli(usage);
+    EXPECT_EQ(r.exit_code, 2) << "smyrf " << usage << ": " << r.output;
+  }
+  EXPECT_EQ(run_cli("run --help").exit_code, 0);
+}
+
+TEST(Cli, MethodsListsEveryMethodWithItsSummaryCapabilitiesAndKnobs) {
+  const CliResult r = run_cli("methods");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const std::string& name : attention_method_names()) {
+    const std::string line = fmt::format("{:10} {}\n", name, attention_method_summary(name));
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << r.output;
+  }
+  EXPECT_NE(r.output.find("supports: causal, padding, autograd, seeded, exact"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("size knobs: block_size, sample_size"), std::string::npos) << r.output;
 }
 
 TEST(Cli, NonFiniteInputIsAFailedRunNamingTheTensor) {

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "experiments/results_store.h"
-#include "experiments/task_metrics.h"
+#include "experiments/runner/results_store.h"
+#include "experiments/metrics/task_metrics.h"
 #include "support/cli_test_support.h"
 
 namespace smyrf {

@@ -15,7 +15,7 @@
 #include "core/models/inception_fid.h"
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
-#include "experiments/image_metrics.h"
+#include "experiments/metrics/image_metrics.h"
 #include "support/attention_test_support.h"
 #include "support/light_test_support.h"
 

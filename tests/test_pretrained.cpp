@@ -13,8 +13,9 @@
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
 #include "datasets/text_windows.h"
-#include "experiments/pipelines/pipeline.h"
-#include "experiments/results_store.h"
+#include "experiments/io/captured_qkv.h"
+#include "experiments/runner/pipeline.h"
+#include "experiments/runner/results_store.h"
 #include "support/attention_test_support.h"
 #include "support/cli_test_support.h"
 
@@ -90,7 +91,8 @@ TEST(PretrainedDropin, SmokeSweepOnMiniLmAgreesWithTheMethodsGuarantees) {
   std::map<std::string, StoredRun> runs;
   for (const StoredRun& run : store.read_runs(true)) {
     ASSERT_EQ(run.status, "complete") << run.info.run_id << ": " << run.error;
-    runs[fmt::format("{}_{}x{}", run.info.method, run.info.n_hashes.value_or(0), run.info.q_cluster_size.value_or(0))] = run;
+    runs[fmt::format("{}_{}x{}", run.info.method, knob_value(run.info, "n_hashes").value_or(0),
+                      knob_value(run.info, "q_cluster_size").value_or(0))] = run;
   }
   ASSERT_EQ(runs.size(), 4u);
   const StoredRun& dense = runs.at("dense_0x0");

@@ -1,5 +1,5 @@
 // Entry-point validation shared by every method, and the masked softmax / dropout numerics that
-// dense and the clustered methods share. Tested through tests/test_attention.cpp.
+// dense and the clustered methods share. Tested through tests/attention/test_method_contract.cpp.
 #include "core/attention/attention_method.h"
 
 #include <ATen/ATen.h>
@@ -55,6 +55,8 @@ double resolved_scale(const AttentionInputs& in) {
 AttentionRequest request_of(const AttentionInputs& in) {
   return {shape_of(in), in.causal, in.key_keep_BM.has_value() || in.query_keep_BN.has_value()};
 }
+
+AttentionMethod::BudgetKnob AttentionMethod::budget_knob(const AttentionShape&) const { return {}; }
 
 std::vector<std::string> AttentionMethod::unsupported_reasons(const AttentionRequest& request) const {
   std::vector<std::string> reasons;

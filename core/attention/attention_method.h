@@ -1,4 +1,4 @@
-// The one interface every attention method implements (design §3).
+// The one interface every attention method implements.
 //
 // Shape legend: B batch, H heads, N queries, M keys, D query/key head dim, E value dim.
 //   q_BHND, k_BHMD, v_BHME   inputs (float32 or float64, same dtype and device)
@@ -8,7 +8,7 @@
 //                            lse = -inf and out = 0 for a row with no key to attend to
 // Padded positions may hold anything, NaN included: methods zero them before use so nothing leaks.
 // Randomness comes only from the Generator passed to forward(): same seed, same bits.
-// Tested by tests/test_attention.cpp (dense oracle, exactness limits, padding, determinism, gradients).
+// Tested by tests/attention/test_method_contract.cpp (dense oracle, exactness limits, padding, determinism, gradients).
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -67,6 +67,16 @@ class AttentionMethod {
   // The resolved options, as they are logged with every run.
   virtual nlohmann::json options_json() const = 0;
   virtual AttentionCost cost(const AttentionShape& shape) const = 0;
+  // The options that set this method's size and cost (smyrf: n_hashes, q_cluster_size): reports and
+  // the results file's /summary show their values, taken from options_json(). Integer options only.
+  virtual std::vector<std::string> reported_knobs() const { return {}; }
+  // The options a memory_budget sets, all to one value (core/attention/memory_budget.h), and the
+  // largest value worth trying at `shape`. No keys: the method has no size knob.
+  struct BudgetKnob {
+    std::vector<std::string> keys;
+    int64_t largest = 0;
+  };
+  virtual BudgetKnob budget_knob(const AttentionShape& shape) const;
   // Why this method cannot serve `request` (empty when it can). The default checks causal and
   // padding support; methods add their own (cluster sizes vs sequence lengths, ...).
   virtual std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const;

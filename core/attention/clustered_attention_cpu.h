@@ -18,7 +18,7 @@
 // Memory: the forward keeps nothing but out and lse; the backward needs q, k, v, out, lse and the
 // permutations, and a few cluster-sized buffers per thread.
 // Twin: attend_differentiable in smyrf.cpp computes the same thing with LibTorch ops (and
-// autograd, the same dropout draws); tests/test_attention.cpp checks both forwards against the
+// autograd, the same dropout draws); tests/attention/test_smyrf.cpp checks both forwards against the
 // float64 oracles and every instruction-set variant of the forward against the float64 brute force
 // (Kernel.*); tests/test_smyrf_backward.cpp checks every variant of the backward and the dropout
 // draws against the twin.

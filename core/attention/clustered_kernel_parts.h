@@ -8,7 +8,7 @@
 //   for_each_cluster_range  the parallel schedule both kernels share
 //   dropout_bits    the counter-based generator of attention dropout, so that the forward, the
 //                   backward and the LibTorch twin draw the same mask for any thread count
-// Tested through the kernels' tests: tests/test_attention.cpp (Kernel.*: every instruction set of
+// Tested through the kernels' tests: tests/attention/test_smyrf.cpp (Kernel.*: every instruction set of
 // the forward against the float64 brute force) and tests/test_smyrf_backward.cpp (the backward and
 // the dropout draws against the twin).
 #pragma once

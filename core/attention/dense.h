@@ -1,6 +1,6 @@
 // dense: exact softmax attention with padding and causal masks, returning lse. Its float64 path is
 // the oracle of every test in the project. Options (JSON "attention" object): {"method": "dense",
-// "dropout": 0.0}. Shapes as in attention_method.h. Tested by tests/test_attention.cpp against a
+// "dropout": 0.0}. Shapes as in attention_method.h. Tested by tests/attention/test_dense.cpp against a
 // naive float64 loop.
 #pragma once
 

@@ -14,6 +14,8 @@
 namespace smyrf {
 namespace {
 
+const EnumNames<BucketOrder> kBucketOrderNames = {{"gray", BucketOrder::kGray}, {"as_released", BucketOrder::kAsReleased}};
+
 // Exact attention on [R, T, X] tensors (the base case of both paths).
 PartialAttention hyper_exact(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                              const at::Tensor& k_keep_RM, bool causal, double scale) {
@@ -36,7 +38,7 @@ at::Tensor gather_slots(const at::Tensor& x_RTX, const at::Tensor& index_RP) {
 HyperOptions HyperOptions::from_json(JsonReader& reader) {
   HyperOptions o;
   reader.get("block_size", o.block_size).get("sample_size", o.sample_size).get("n_projections", o.n_projections);
-  reader.get("min_seq_len", o.min_seq_len).get_choice("bucket_order", o.bucket_order, {"gray", "as_released"});
+  reader.get("min_seq_len", o.min_seq_len).get_enum("bucket_order", o.bucket_order, kBucketOrderNames);
   const std::string where = reader.source().empty() ? "config" : reader.source();
   const auto fail = [&](const char* key, const std::string& why) {
     throw ConfigError(fmt::format("{}: '{}.{}' {}", where, reader.path(), key, why));
@@ -53,8 +55,6 @@ HyperAttention::HyperAttention(HyperOptions options) : options_(std::move(option
   SMYRF_CHECK(options_.block_size >= 1 && options_.sample_size >= 0 && options_.n_projections >= 0 &&
                   options_.n_projections <= 30 && options_.min_seq_len >= 0,
               "hyper: block_size >= 1, sample_size >= 0, n_projections in [0, 30], min_seq_len >= 0");
-  SMYRF_CHECK(options_.bucket_order == "gray" || options_.bucket_order == "as_released",
-              "hyper: bucket_order must be gray or as_released, got '{}'", options_.bucket_order);
 }
 
 Capabilities HyperAttention::capabilities() const {
@@ -63,13 +63,21 @@ Capabilities HyperAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> HyperAttention::reported_knobs() const {
+  return {"block_size", "sample_size"};
+}
+
+AttentionMethod::BudgetKnob HyperAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"block_size", "sample_size"}, shape.n_keys};
+}
+
 nlohmann::json HyperAttention::options_json() const {
   return {{"method", name()},
           {"block_size", options_.block_size},
           {"sample_size", options_.sample_size},
           {"n_projections", options_.n_projections},
           {"min_seq_len", options_.min_seq_len},
-          {"bucket_order", options_.bucket_order}};
+          {"bucket_order", enum_name(options_.bucket_order, kBucketOrderNames)}};
 }
 
 int64_t HyperAttention::non_causal_entries(int64_t N, int64_t M) const {
@@ -107,7 +115,7 @@ at::Tensor HyperAttention::bucket_keys(const at::Tensor& x_RTD, const at::Tensor
   if (P == 0) return at::zeros({x_RTD.size(0), x_RTD.size(1)}, long_opts);
   const at::Tensor bits = at::matmul(x_RTD.detach().to(at::kDouble), projections_DP.to(x_RTD.device())).gt(0).to(at::kLong);
   const at::Tensor bin = (bits * at::pow(2, at::arange(P, long_opts))).sum(-1);
-  if (options_.bucket_order == "as_released") return at::bitwise_xor(bin, at::bitwise_right_shift(bin, 1));
+  if (options_.bucket_order == BucketOrder::kAsReleased) return at::bitwise_xor(bin, at::bitwise_right_shift(bin, 1));
   // inverse Gray code (prefix XOR of the bits from the top): sorting by it visits bins in Gray order
   at::Tensor key = bin;
   for (int64_t shift = 1; shift < P; shift *= 2) key = at::bitwise_xor(key, at::bitwise_right_shift(key, shift));

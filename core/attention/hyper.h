@@ -26,7 +26,7 @@
 //           "min_seq_len": 4096, "bucket_order": "gray"}.
 // Exact: block_size >= M (one block, no sampling) or N < min_seq_len (causal: N <= min_seq_len).
 // Shapes: as attention_method.h; block scores [R, L, Cq, Ck], sample scores [R, L, Cq, m].
-// Tested by tests/test_peers.cpp (exactness limits, block part = brute-force masked dense,
+// Tested by tests/attention/test_hyper.cpp (exactness limits, block part = brute-force masked dense,
 // Gray order, unbiased sample mass, causality through the recursion, padding, gradients).
 #pragma once
 
@@ -36,12 +36,14 @@ namespace smyrf {
 
 class JsonReader;
 
+enum class BucketOrder { kGray, kAsReleased };
+
 struct HyperOptions {
   int64_t block_size = 256;
   int64_t sample_size = 256;
   int64_t n_projections = 7;
   int64_t min_seq_len = 4096;
-  std::string bucket_order = "gray";  // gray | as_released
+  BucketOrder bucket_order = BucketOrder::kGray;  // "gray" | "as_released"
   static HyperOptions from_json(JsonReader& reader);
 };
 
@@ -51,6 +53,8 @@ class HyperAttention : public AttentionMethod {
   std::string name() const override { return "hyper"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   const HyperOptions& options() const { return options_; }
 

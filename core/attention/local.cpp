@@ -10,10 +10,15 @@
 #include "core/util/json_options.h"
 
 namespace smyrf {
+namespace {
+
+const EnumNames<LocalMode> kLocalModeNames = {{"sliding", LocalMode::kSliding}, {"block", LocalMode::kBlock}};
+
+}  // namespace
 
 LocalOptions LocalOptions::from_json(JsonReader& reader) {
   LocalOptions o;
-  reader.get("window", o.window).get_choice("mode", o.mode, {"sliding", "block"});
+  reader.get("window", o.window).get_enum("mode", o.mode, kLocalModeNames);
   if (o.window < 1)
     throw ConfigError(fmt::format("{}: '{}.window' must be >= 1 (keys each query sees), got {}",
                                   reader.source().empty() ? "config" : reader.source(), reader.path(), o.window));
@@ -22,8 +27,6 @@ LocalOptions LocalOptions::from_json(JsonReader& reader) {
 
 LocalAttention::LocalAttention(LocalOptions options) : options_(std::move(options)) {
   SMYRF_CHECK(options_.window >= 1, "local: window must be >= 1, got {}", options_.window);
-  SMYRF_CHECK(options_.mode == "sliding" || options_.mode == "block", "local: mode must be sliding or block, got '{}'",
-              options_.mode);
 }
 
 Capabilities LocalAttention::capabilities() const {
@@ -32,14 +35,22 @@ Capabilities LocalAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> LocalAttention::reported_knobs() const {
+  return {"window"};
+}
+
+AttentionMethod::BudgetKnob LocalAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"window"}, 2 * std::max(shape.n_queries, shape.n_keys)};
+}
+
 nlohmann::json LocalAttention::options_json() const {
-  return {{"method", name()}, {"window", options_.window}, {"mode", options_.mode}};
+  return {{"method", name()}, {"window", options_.window}, {"mode", enum_name(options_.mode, kLocalModeNames)}};
 }
 
 LocalGeometry LocalAttention::geometry(int64_t N, int64_t M, bool causal) const {
   const int64_t w = options_.window;
   LocalGeometry g{};
-  if (options_.mode == "block") {
+  if (options_.mode == LocalMode::kBlock) {
     g.tile = g.span = std::min(w, std::max(N, M));
     g.offset = 0;
   } else {
@@ -99,7 +110,7 @@ AttentionOutput LocalAttention::forward_impl(const AttentionInputs& in, at::Gene
   const auto long_opts = in.q_BHND.options().dtype(at::kLong);
   const at::Tensor rel_TS = at::arange(S, long_opts).view({1, S}) - g.offset - at::arange(T, long_opts).view({T, 1});
   at::Tensor band_TS;
-  if (options_.mode == "block") {
+  if (options_.mode == LocalMode::kBlock) {
     band_TS = in.causal ? rel_TS.le(0) : at::ones({T, S}, long_opts.dtype(at::kBool));
   } else {
     band_TS = rel_TS.ge(-g.left).logical_and(rel_TS.le(g.right));

@@ -12,7 +12,7 @@
 // (sliding: T = ceil(w/2), S = T + w - 1; block: T = S = w).
 // Exact (= dense) when block mode has w >= max(N, M), or sliding mode has w >= 2 max(N, M) - 1
 // (non-causal) or w >= N (causal).
-// Shapes: as attention_method.h; R = B*H. Tested by tests/test_peers.cpp (exactness limits vs the
+// Shapes: as attention_method.h; R = B*H. Tested by tests/attention/test_local.cpp (exactness limits vs the
 // float64 loop oracle, the band equals a brute-force masked dense, causality, padding, gradients).
 #pragma once
 
@@ -22,9 +22,11 @@ namespace smyrf {
 
 class JsonReader;
 
+enum class LocalMode { kSliding, kBlock };
+
 struct LocalOptions {
   int64_t window = 128;
-  std::string mode = "sliding";  // sliding | block
+  LocalMode mode = LocalMode::kSliding;  // "sliding" | "block"
   static LocalOptions from_json(JsonReader& reader);
 };
 
@@ -41,6 +43,8 @@ class LocalAttention : public AttentionMethod {
   std::string name() const override { return "local"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   LocalGeometry geometry(int64_t n_queries, int64_t n_keys, bool causal) const;
 

@@ -13,24 +13,12 @@
 namespace smyrf {
 namespace {
 
-struct BudgetKnob {
-  const char* method;
-  std::vector<const char*> keys;  // set together to the chosen value
-  std::function<int64_t(const AttentionShape&)> largest;
-};
-
-const std::vector<BudgetKnob>& budget_knobs() {
-  static const std::vector<BudgetKnob> knobs = {
-      {"smyrf", {"q_cluster_size"}, [](const AttentionShape& s) { return s.n_queries; }},
-      {"e2lsh", {"q_cluster_size"}, [](const AttentionShape& s) { return s.n_queries; }},
-      {"hyper", {"block_size", "sample_size"}, [](const AttentionShape& s) { return s.n_keys; }},
-      {"local", {"window"}, [](const AttentionShape& s) { return 2 * std::max(s.n_queries, s.n_keys); }},
-      {"reformer", {"chunk_size"}, [](const AttentionShape& s) { return s.n_queries; }},
-      {"performer", {"features", "block"}, [](const AttentionShape& s) { return 4 * s.n_keys; }},
-      {"polysketch", {"sketch_size", "block"}, [](const AttentionShape& s) { return std::max<int64_t>(s.head_dim * s.head_dim, 64); }},
-      {"nystrom", {"landmarks"}, [](const AttentionShape& s) { return std::min(s.n_queries, s.n_keys); }},
-  };
-  return knobs;
+// Every registered method that has a size knob, for the message when one is missing.
+std::vector<std::string> methods_with_knobs(const AttentionShape& shape) {
+  std::vector<std::string> names;
+  for (const std::string& name : attention_method_names())
+    if (!make_attention({{"method", name}})->budget_knob(shape).keys.empty()) names.push_back(name);
+  return names;
 }
 
 }  // namespace
@@ -51,23 +39,18 @@ BudgetChoice resolve_memory_budget(const nlohmann::json& attention, const Attent
   choice.budget = budget_json.get<double>();
   choice.attention.erase("memory_budget");
   const std::string method = attention.value("method", std::string());
-  const BudgetKnob* knob = nullptr;
-  std::vector<std::string> with_knobs;
-  for (const auto& k : budget_knobs()) {
-    with_knobs.emplace_back(k.method);
-    if (method == k.method) knob = &k;
-  }
-  if (knob == nullptr)
+  const AttentionMethod::BudgetKnob knob = make_attention(choice.attention, json_path, source)->budget_knob(shape);
+  if (knob.keys.empty())
     throw ConfigError(fmt::format("{}: '{}.memory_budget' is set but '{}' has no size knob to meet it; remove "
                                   "memory_budget for it (methods with one: {})",
-                                  where, json_path, method, join(with_knobs, ", ")));
-  for (const char* key : knob->keys)
+                                  where, json_path, method, join(methods_with_knobs(shape), ", ")));
+  for (const std::string& key : knob.keys)
     if (attention.contains(key) && !attention.at(key).is_null())
       throw ConfigError(fmt::format("{}: '{}.{}' is set together with '{}.memory_budget', which chooses it; remove one",
                                     where, json_path, key, json_path));
   const auto fraction_at = [&](int64_t value) -> std::optional<double> {
     nlohmann::json options = choice.attention;
-    for (const char* key : knob->keys) options[key] = value;
+    for (const std::string& key : knob.keys) options[key] = value;
     const auto m = make_attention(options, json_path, source);
     AttentionRequest request;
     request.shape = shape;
@@ -77,7 +60,7 @@ BudgetChoice resolve_memory_budget(const nlohmann::json& attention, const Attent
   };
   // fractions grow with the knob up to rounding of cluster counts: binary search for the boundary,
   // then look a little further for a larger value that still fits
-  int64_t lo = 1, hi = knob->largest(shape);
+  int64_t lo = 1, hi = knob.largest;
   const auto fits = [&](int64_t v) {
     const auto f = fraction_at(v);
     return f && *f <= choice.budget;
@@ -87,13 +70,13 @@ BudgetChoice resolve_memory_budget(const nlohmann::json& attention, const Attent
     throw ConfigError(fmt::format("{}: '{}.memory_budget' {} is below what {} can reach at N={} M={} ({} = 1 gives "
                                   "memory fraction {}); raise the budget",
                                   where, json_path, choice.budget, method, shape.n_queries, shape.n_keys,
-                                  knob->keys.front(), f ? fmt::format("{:.4g}", *f) : std::string("an invalid size")));
+                                  knob.keys.front(), f ? fmt::format("{:.4g}", *f) : std::string("an invalid size")));
   }
   while (lo < hi) {
     const int64_t mid = lo + (hi - lo + 1) / 2;
     if (fits(mid)) lo = mid; else hi = mid - 1;
   }
-  for (int64_t v = lo + 1; v <= std::min(knob->largest(shape), lo + 64); ++v)
+  for (int64_t v = lo + 1; v <= std::min(knob.largest, lo + 64); ++v)
     if (fits(v)) lo = v;
   // several knob values can give the same layout (smyrf: C = 128..136 all make 32 clusters of 128
   // at N = 4096); log the smallest of them, the one a person would write
@@ -103,9 +86,9 @@ BudgetChoice resolve_memory_budget(const nlohmann::json& attention, const Attent
     if (!f || *f != best) break;
     --lo;
   }
-  choice.knob = knob->keys.front();
+  choice.knob = knob.keys.front();
   choice.value = lo;
-  for (const char* key : knob->keys) choice.attention[key] = lo;
+  for (const std::string& key : knob.keys) choice.attention[key] = lo;
   choice.memory_fraction = *fraction_at(lo);
   return choice;
 }

@@ -1,16 +1,12 @@
 // memory_budget: equal-memory comparisons. An attention object may carry "memory_budget": f
 // (0 < f <= 1) instead of a method's size knob; the knob is then chosen as the largest value whose
-// analytic memory_fraction (core/memory) at the run's shape is <= f:
-//   smyrf, e2lsh  q_cluster_size (n_hashes as given)      # * C / M
-//   hyper         block_size = sample_size                 (block + samples) / M
-//   local         window                                   window / M (plus the tile corners)
-//   reformer      chunk_size (n_rounds as given)          rounds * 2 * chunk / M
-//   performer     features = block                         feature, summary (and causal block) entries / (N M)
-//   polysketch    sketch_size = block                      the same, with r^2 x (E+1) summaries
-//   nystrom       landmarks                                (N m + m^2 + m M) / (N M)
-// The knob a config sets explicitly may not be combined with memory_budget. Methods without a knob
-// (dense, sdpa, polynomial) reject it. Tested by tests/test_peers.cpp (every method lands at or
-// under its budget with the largest such knob) and tests/test_experiments.cpp (the sweep logs it).
+// analytic memory_fraction (core/memory) at the run's shape is <= f. Each method names its knob in
+// AttentionMethod::budget_knob() (smyrf and e2lsh: q_cluster_size with n_hashes as given; hyper:
+// block_size = sample_size; performer and polysketch: features/sketch_size = block; ...), so this
+// file knows no method by name. The knob a config sets explicitly may not be combined with
+// memory_budget. Methods without a knob (dense, sdpa, polynomial) reject it. Tested by
+// tests/attention/test_memory_budget.cpp (every method lands at or under its budget with the largest such knob) and
+// tests/test_experiments.cpp (the sweep logs it).
 #pragma once
 
 #include <nlohmann/json.hpp>

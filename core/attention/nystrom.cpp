@@ -51,6 +51,14 @@ Capabilities NystromAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> NystromAttention::reported_knobs() const {
+  return {"landmarks"};
+}
+
+AttentionMethod::BudgetKnob NystromAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"landmarks"}, std::min(shape.n_queries, shape.n_keys)};
+}
+
 nlohmann::json NystromAttention::options_json() const {
   return {{"method", name()}, {"landmarks", options_.landmarks}, {"pinv_iterations", options_.pinv_iterations}};
 }

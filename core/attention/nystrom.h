@@ -9,7 +9,7 @@
 // landmarks mix every position). No lse: the three softmaxes do not give one.
 // Exactness: landmarks = N = M with the exact pseudo-inverse equals dense (A A+ A = A).
 // Shapes: as attention_method.h; score buffers [R, N, m], [R, m, m], [R, m, M].
-// Tested by tests/test_peers.cpp (exactness, iterative pinv converges, padding, gradients).
+// Tested by tests/attention/test_nystrom.cpp (exactness, iterative pinv converges, padding, gradients).
 #pragma once
 
 #include "core/attention/attention_method.h"
@@ -30,6 +30,8 @@ class NystromAttention : public AttentionMethod {
   std::string name() const override { return "nystrom"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
 

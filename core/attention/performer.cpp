@@ -33,6 +33,14 @@ Capabilities PerformerAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> PerformerAttention::reported_knobs() const {
+  return {"features"};
+}
+
+AttentionMethod::BudgetKnob PerformerAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"features", "block"}, 4 * shape.n_keys};
+}
+
 nlohmann::json PerformerAttention::options_json() const {
   return {{"method", name()}, {"features", options_.features}, {"orthogonal", options_.orthogonal},
           {"block", options_.block}};

@@ -15,7 +15,7 @@
 // block summaries; cost() counts the inference buffers.
 // The estimate is unbiased per weight; its error shrinks like 1/sqrt(features), which the tests pin.
 // Shapes: as attention_method.h; features [R, N, m], [R, M, m]; summaries [R, m, E+1].
-// Tested by tests/test_peers.cpp (error falls with features, causal == non-causal last row,
+// Tested by tests/attention/test_performer.cpp (error falls with features, causal == non-causal last row,
 // causality, block-size independence, padding, gradients).
 #pragma once
 
@@ -38,6 +38,8 @@ class PerformerAttention : public AttentionMethod {
   std::string name() const override { return "performer"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
 
   // The random projection W [features, D] (float64, CPU) drawn as forward() draws it.

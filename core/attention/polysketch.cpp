@@ -14,6 +14,9 @@
 namespace smyrf {
 namespace {
 
+const EnumNames<PolysketchSketch> kSketchNames = {{"gaussian", PolysketchSketch::kGaussian}, {"exact", PolysketchSketch::kExact}};
+const EnumNames<PolysketchTarget> kTargetNames = {{"softmax", PolysketchTarget::kSoftmax}, {"polynomial", PolysketchTarget::kPolynomial}};
+
 std::string where_of(const JsonReader& reader) { return reader.source().empty() ? "config" : reader.source(); }
 
 at::Tensor keep_as_float(const std::optional<at::Tensor>& keep_BM, int64_t B, int64_t H, int64_t M,
@@ -74,7 +77,7 @@ PolysketchOptions PolysketchOptions::from_json(JsonReader& reader) {
   PolysketchOptions o;
   int64_t degree = 4;
   reader.get("sketch_size", o.sketch_size).get("block", o.block).get("local_exact", o.local_exact);
-  reader.get_choice("sketch", o.sketch, {"gaussian", "exact"}).get_choice("target", o.target, {"softmax", "polynomial"});
+  reader.get_enum("sketch", o.sketch, kSketchNames).get_enum("target", o.target, kTargetNames);
   reader.get("degree", degree);
   if (degree != 4)
     throw ConfigError(fmt::format("{}: '{}.degree' is {}, but the squared degree-2 sketch approximates degree 4 only; "
@@ -88,8 +91,6 @@ PolysketchOptions PolysketchOptions::from_json(JsonReader& reader) {
 
 PolysketchAttention::PolysketchAttention(PolysketchOptions options) : options_(std::move(options)) {
   SMYRF_CHECK(options_.sketch_size >= 1 && options_.block >= 1, "polysketch: sketch_size and block must be >= 1");
-  SMYRF_CHECK(options_.sketch == "gaussian" || options_.sketch == "exact", "polysketch: sketch must be gaussian or exact");
-  SMYRF_CHECK(options_.target == "softmax" || options_.target == "polynomial", "polysketch: target must be softmax or polynomial");
 }
 
 Capabilities PolysketchAttention::capabilities() const {
@@ -98,9 +99,17 @@ Capabilities PolysketchAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> PolysketchAttention::reported_knobs() const {
+  return {"sketch_size"};
+}
+
+AttentionMethod::BudgetKnob PolysketchAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"sketch_size", "block"}, std::max<int64_t>(shape.head_dim * shape.head_dim, 64)};
+}
+
 nlohmann::json PolysketchAttention::options_json() const {
   return {{"method", name()},          {"sketch_size", options_.sketch_size}, {"block", options_.block},
-          {"local_exact", options_.local_exact}, {"sketch", options_.sketch},     {"target", options_.target},
+          {"local_exact", options_.local_exact}, {"sketch", enum_name(options_.sketch, kSketchNames)},     {"target", enum_name(options_.target, kTargetNames)},
           {"degree", 4}};
 }
 
@@ -113,7 +122,7 @@ std::vector<std::string> PolysketchAttention::unsupported_reasons(const Attentio
   if (options_.local_exact && request.shape.n_queries != request.shape.n_keys)
     reasons.push_back(fmt::format("local_exact needs diagonal blocks, so N == M; got N={} M={}",
                                   request.shape.n_queries, request.shape.n_keys));
-  if (options_.sketch == "exact" && request.shape.head_dim > 16)
+  if (options_.sketch == PolysketchSketch::kExact && request.shape.head_dim > 16)
     reasons.push_back(fmt::format("sketch 'exact' has D^2 = {} features per token and summaries of D^4 = {} entries "
                                   "each; it is the exactness check for small heads (D <= 16), use sketch 'gaussian'",
                                   request.shape.head_dim * request.shape.head_dim,
@@ -122,7 +131,7 @@ std::vector<std::string> PolysketchAttention::unsupported_reasons(const Attentio
 }
 
 int64_t PolysketchAttention::feature_dim(int64_t D) const {
-  return options_.sketch == "exact" ? D * D : options_.sketch_size;
+  return options_.sketch == PolysketchSketch::kExact ? D * D : options_.sketch_size;
 }
 
 AttentionCost PolysketchAttention::cost(const AttentionShape& s) const {
@@ -155,7 +164,7 @@ AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at:
   const at::Tensor k_RMD = in.k_BHMD.reshape({R, M, D}) * root_scale * keep_as_float(in.key_keep_BM, B, H, M, opts).unsqueeze(-1);
   AttentionOutput result;
   at::Tensor fq_RNF, fk_RMF;
-  if (options_.sketch == "exact") {
+  if (options_.sketch == PolysketchSketch::kExact) {
     fq_RNF = self_tensor(q_RND);
     fk_RMF = self_tensor(k_RMD);
   } else {

@@ -23,7 +23,7 @@
 //           "sketch": "gaussian"|"exact", "target": "softmax"|"polynomial"}; target names the
 // function the fidelity pipeline reports as rel_fro_error (it reports both).
 // Training memory: autograd keeps every block's r^2 self-tensors (about 2 N r^2 entries per row,
-// more than N^2 for N < 2 r^2); cost() counts the inference buffers. No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/test_peers.cpp
+// more than N^2 for N < 2 r^2); cost() counts the inference buffers. No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/attention/test_polysketch.cpp
 // (exact-sketch limit, block independence, causality, padding, gradients) and
 // tests/python/test_polysketch_numpy.py (an independent NumPy implementation on our draws).
 #pragma once
@@ -55,12 +55,15 @@ class PolynomialAttention : public AttentionMethod {
   PolynomialOptions options_;
 };
 
+enum class PolysketchSketch { kGaussian, kExact };
+enum class PolysketchTarget { kSoftmax, kPolynomial };
+
 struct PolysketchOptions {
   int64_t sketch_size = 64;
   int64_t block = 256;
   bool local_exact = false;
-  std::string sketch = "gaussian";  // gaussian | exact
-  std::string target = "softmax";   // softmax | polynomial
+  PolysketchSketch sketch = PolysketchSketch::kGaussian;  // "gaussian" | "exact"
+  PolysketchTarget target = PolysketchTarget::kSoftmax;   // "softmax" | "polynomial"
   static PolysketchOptions from_json(JsonReader& reader);
 };
 
@@ -70,10 +73,12 @@ class PolysketchAttention : public AttentionMethod {
   std::string name() const override { return "polysketch"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
   std::unique_ptr<AttentionMethod> approximation_target() const override;
-  bool reports_against_target() const override { return options_.target == "polynomial"; }
+  bool reports_against_target() const override { return options_.target == PolysketchTarget::kPolynomial; }
 
  protected:
   AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;

@@ -87,6 +87,14 @@ Capabilities ReformerAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> ReformerAttention::reported_knobs() const {
+  return {"n_rounds", "chunk_size"};
+}
+
+AttentionMethod::BudgetKnob ReformerAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"chunk_size"}, shape.n_queries};  // n_rounds stays as given
+}
+
 nlohmann::json ReformerAttention::options_json() const {
   return {{"method", name()}, {"chunk_size", options_.chunk_size}, {"n_rounds", options_.n_rounds},
           {"n_buckets", options_.n_buckets}};

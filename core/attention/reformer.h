@@ -15,7 +15,7 @@
 // Options: {"method": "reformer", "chunk_size": 64, "n_rounds": 2, "n_buckets": 0 (= 2 ceil(N/chunk),
 // the paper's 2N/chunk; 1 = no hashing)}. Exact: n_buckets = 1 and chunk_size >= N.
 // memory_fraction = rounds * L * Cq * 2Ck / (N M) ~ rounds * 2 * chunk / M.
-// Shapes: as attention_method.h; scores [R*rounds, L, Cq, 2Ck]. Tested by tests/test_peers.cpp.
+// Shapes: as attention_method.h; scores [R*rounds, L, Cq, 2Ck]. Tested by tests/attention/test_reformer.cpp.
 #pragma once
 
 #include "core/attention/attention_method.h"
@@ -37,6 +37,8 @@ class ReformerAttention : public AttentionMethod {
   std::string name() const override { return "reformer"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
   int64_t buckets_for(int64_t n_queries) const;

@@ -63,6 +63,12 @@ std::vector<std::string> attention_method_names() {
   return names;
 }
 
+std::string attention_method_summary(const std::string& name) {
+  for (const auto& entry : registry())
+    if (name == entry.name) return entry.summary;
+  return "";
+}
+
 std::unique_ptr<AttentionMethod> make_attention(const nlohmann::json& options, const std::string& json_path,
                                                 const std::string& source) {
   const std::string where = source.empty() ? std::string("config") : fmt::format("config '{}'", source);

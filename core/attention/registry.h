@@ -1,7 +1,7 @@
 // Name -> factory for every attention method. The table lives in registry.cpp (explicit, no
 // static-initialisation tricks, which static libraries and unity builds silently drop).
 // Adding a method: implement AttentionMethod in core/attention/<name>.{h,cpp}, add one row to
-// kRegistry, add its oracle tests. Tested by tests/test_attention.cpp (unknown names, options).
+// kRegistry, add its oracle tests. Tested by tests/attention/test_registry.cpp (unknown names, options).
 #pragma once
 
 #include <memory>
@@ -14,6 +14,9 @@
 namespace smyrf {
 
 std::vector<std::string> attention_method_names();
+
+// The registry row's one-line summary of a method ("" for an unknown name).
+std::string attention_method_summary(const std::string& name);
 
 // Builds a method from its JSON object ({"method": "smyrf", "n_hashes": 2, ...}). `json_path` and
 // `source` name the object and file in errors. Unknown method: ConfigError listing the valid names

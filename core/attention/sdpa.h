@@ -3,7 +3,7 @@
 // Exact; padding via a boolean mask, causal via the mask as well when padded (is_causal alone
 // otherwise). Rows with no key to attend to come out as zeros (some library versions give NaN).
 // No lse (the public op does not return it). Options: {"method": "sdpa"}.
-// Tested by tests/test_peers.cpp (equals the float64 loop oracle with padding and causal masks).
+// Tested by tests/attention/test_dense.cpp and tests/attention/test_method_contract.cpp (equals the float64 loop oracle with padding and causal masks).
 #pragma once
 
 #include "core/attention/attention_method.h"

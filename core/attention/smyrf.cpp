@@ -21,6 +21,9 @@
 namespace smyrf {
 namespace {
 
+const EnumNames<MaskOrder> kMaskOrderNames = {{"correct", MaskOrder::kCorrect}, {"as_released", MaskOrder::kAsReleased}};
+const EnumNames<SmyrfKernel> kKernelNames = {{"fused", SmyrfKernel::kFused}, {"reference", SmyrfKernel::kReference}};
+
 // Everything the attention step needs once the clusters are known. Flat views: token t of row r
 // is row r * L_padded + t.
 struct ClusterTensors {
@@ -132,10 +135,7 @@ SmyrfOptions SmyrfOptions::from_json(JsonReader& reader, bool asymmetric_transfo
   reader.get("q_cluster_size", o.q_cluster_size);
   reader.get("k_cluster_size", o.k_cluster_size);
   reader.get("dropout", o.dropout);
-  reader.get_choice("mask_order", o.mask_order, {"correct", "as_released"});
-  std::string kernel = "fused";
-  reader.get_choice("kernel", kernel, {"fused", "reference"});
-  o.kernel = kernel == "fused" ? SmyrfKernel::kFused : SmyrfKernel::kReference;
+  reader.get_enum("mask_order", o.mask_order, kMaskOrderNames).get_enum("kernel", o.kernel, kKernelNames);
   const auto fail = [&](const char* key, const std::string& why) {
     throw ConfigError(fmt::format("{}: '{}.{}' {}", reader.source().empty() ? "config" : reader.source(),
                                   reader.path(), key, why));
@@ -153,8 +153,6 @@ SmyrfAttention::SmyrfAttention(SmyrfOptions options) : options_(std::move(option
   SMYRF_CHECK(options_.n_hashes >= 1 && options_.q_cluster_size >= 1 &&
                   (!options_.k_cluster_size || *options_.k_cluster_size >= 1),
               "{}: n_hashes and cluster sizes must be >= 1", name());
-  SMYRF_CHECK(options_.mask_order == "correct" || options_.mask_order == "as_released",
-              "{}: mask_order must be 'correct' or 'as_released', got '{}'", name(), options_.mask_order);
 }
 
 Capabilities SmyrfAttention::capabilities() const {
@@ -163,13 +161,22 @@ Capabilities SmyrfAttention::capabilities() const {
   return caps;
 }
 
+std::vector<std::string> SmyrfAttention::reported_knobs() const {
+  if (options_.k_cluster_size) return {"n_hashes", "q_cluster_size", "k_cluster_size"};
+  return {"n_hashes", "q_cluster_size"};
+}
+
+AttentionMethod::BudgetKnob SmyrfAttention::budget_knob(const AttentionShape& shape) const {
+  return {{"q_cluster_size"}, shape.n_queries};  // n_hashes stays as given
+}
+
 nlohmann::json SmyrfAttention::options_json() const {
   nlohmann::json j = {{"method", name()},
                       {"n_hashes", options_.n_hashes},
                       {"q_cluster_size", options_.q_cluster_size},
                       {"dropout", options_.dropout},
-                      {"mask_order", options_.mask_order},
-                      {"kernel", options_.kernel == SmyrfKernel::kFused ? "fused" : "reference"}};
+                      {"mask_order", enum_name(options_.mask_order, kMaskOrderNames)},
+                      {"kernel", enum_name(options_.kernel, kKernelNames)}};
   j["k_cluster_size"] = options_.k_cluster_size ? nlohmann::json(*options_.k_cluster_size) : nlohmann::json();
   return j;
 }
@@ -227,7 +234,7 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
   SmyrfClusters clusters;
   clusters.geometry = geometry(N, M);
   const ClusterGeometry& g = clusters.geometry;
-  const bool as_released = options_.mask_order == "as_released";
+  const bool as_released = options_.mask_order == MaskOrder::kAsReleased;
   const auto opts = in.q_BHND.options();
   const at::Tensor q_RND = pad_tokens(in.q_BHND.reshape({R, N, D}), g.padded_queries);
   const at::Tensor k_RMD = pad_tokens(in.k_BHMD.reshape({R, M, D}), g.padded_keys);
@@ -256,7 +263,7 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
   const int64_t R = B * H;
   const SmyrfClusters clusters = cluster(in, generator);
   const ClusterGeometry& g = clusters.geometry;
-  const bool as_released = options_.mask_order == "as_released";
+  const bool as_released = options_.mask_order == MaskOrder::kAsReleased;
   const at::Tensor k_keep_flat = row_keep(in.key_keep_BM, B, H, M, g.padded_keys, as_released, in.q_BHND.options()).reshape({-1});
   const bool dropout = options_.dropout > 0 && in.training;
   // one draw per forward keys every dropout decision of the call (clustered_kernel_parts.h)

@@ -1,7 +1,7 @@
 // smyrf: balanced LSH clustering with asymmetric transforms (Daras et al., NeurIPS 2020), and the
 // e2lsh ablation (same clustering without the XBOX+ transform).
 //
-// Per (batch, head) row r and per hash h (design §4):
+// Per (batch, head) row r and per hash h:
 //   1. XBOX+ extensions of q and k (asymmetric_transform.h); e2lsh skips this.
 //   2. One Gaussian direction per hash, shared by queries and keys; continuous projection
 //      (projection_hash.h). Padded and dummy tokens get hash +inf so they sort last.
@@ -28,7 +28,7 @@
 //   perm_q_RHN [R, #, L*Cq]  sorted position -> token;  q_sorted [R*#, L, Cq, D]; logits [R*#, L, Cq, Ck]
 // memory_fraction = # * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
 // (= # * Ck / M when C divides N).
-// Tested by tests/test_attention.cpp: single cluster == dense, brute-force multiset construction at
+// Tested by tests/attention/test_smyrf.cpp: single cluster == dense, brute-force multiset construction at
 // N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients; and by
 // tests/test_smyrf_backward.cpp: fused gradients against the twin, finite differences and dense,
 // dropout (the same mask forward, backward and in the twin; thread count; unbiased).
@@ -44,13 +44,14 @@ class JsonReader;
 
 // kFused: the CPU kernels, forward and backward; kReference: the LibTorch twin (config "reference").
 enum class SmyrfKernel { kFused, kReference };
+enum class MaskOrder { kCorrect, kAsReleased };
 
 struct SmyrfOptions {
   int64_t n_hashes = 2;
   int64_t q_cluster_size = 32;
   std::optional<int64_t> k_cluster_size;  // checked: must give the same L as q_cluster_size
   double dropout = 0.0;
-  std::string mask_order = "correct";     // correct | as_released
+  MaskOrder mask_order = MaskOrder::kCorrect;  // "correct" | "as_released"
   SmyrfKernel kernel = SmyrfKernel::kFused;
   bool asymmetric_transform = true;       // false: the e2lsh ablation
   static SmyrfOptions from_json(JsonReader& reader, bool asymmetric_transform);
@@ -76,6 +77,8 @@ class SmyrfAttention : public AttentionMethod {
   std::string name() const override { return options_.asymmetric_transform ? "smyrf" : "e2lsh"; }
   Capabilities capabilities() const override;
   nlohmann::json options_json() const override;
+  std::vector<std::string> reported_knobs() const override;
+  BudgetKnob budget_knob(const AttentionShape& shape) const override;
   AttentionCost cost(const AttentionShape& shape) const override;
   std::vector<std::string> unsupported_reasons(const AttentionRequest& request) const override;
   const SmyrfOptions& options() const { return options_; }

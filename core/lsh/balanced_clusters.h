@@ -6,7 +6,7 @@
 //   keep_RT      bool, true = real token (padding false; dummies past T false)
 //   hash_RTH     float64 hash per token and hash round
 //   perm_RHP     [R, #, L*C] int64, slot -> token index (>= T: dummy)
-// Tested through tests/test_attention.cpp and tests/test_peers.cpp (clusters cover every real
+// Tested through tests/attention/test_smyrf.cpp and tests/attention/test_method_contract.cpp (clusters cover every real
 // token exactly once, pads last, the exactness limits of every clustered method).
 #pragma once
 

@@ -1,7 +1,7 @@
 // Analytic memory model of each attention method: the score entries it computes, every buffer it
 // allocates (name, elements, bytes), and memory_fraction = score entries / (B*H*N*M), the paper's
 // "memory %". Computed from shapes alone, before anything is allocated; the runner logs it beside
-// the measured peak (peak_memory.h). Tested by tests/test_attention.cpp (formula = #*Ck/M, and the
+// the measured peak (peak_memory.h). Tested by tests/attention/test_smyrf.cpp (formula = #*Ck/M, and the
 // entries each method really computes).
 #pragma once
 

@@ -1,7 +1,7 @@
 // Measured memory of this process on the CPU (Linux /proc/self/status: VmRSS, VmHWM).
 // The runner measures each sweep point in its own process and resets the high-water mark right
 // before the measured call, so peak_rss - rss_before is the call's own peak; on CUDA the
-// allocator's peak statistics play that role. Tested by tests/test_attention.cpp (a 256 MiB
+// allocator's peak statistics play that role. Tested by tests/attention/test_method_contract.cpp (a 256 MiB
 // allocation moves the peak by at least that much).
 #pragma once
 

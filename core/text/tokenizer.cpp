@@ -14,6 +14,7 @@
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
+#include "core/util/text_file.h"
 
 namespace smyrf {
 
@@ -27,13 +28,7 @@ using text::PreTokenizer;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot read '{}': check that it exists and is readable", path.string()));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string read_file(const fs::path& path) { return read_text_file(path.string(), "tokenizer file"); }
 
 json read_json(const fs::path& path) {
   const std::string content = read_file(path);

@@ -30,6 +30,18 @@ std::string json_excerpt(const nlohmann::json& value, std::size_t max_chars = 60
 // "an object", "an array", "a string", "a boolean", "null" or "a number", for messages.
 const char* json_kind_name(const nlohmann::json& value);
 
+// The spellings of an enum's values in configs and logs, e.g. {{"fused", SmyrfKernel::kFused}, ...}.
+template <class E>
+using EnumNames = std::vector<std::pair<const char*, E>>;
+
+// The spelling of `value` ("" when `names` lacks it).
+template <class E>
+std::string enum_name(E value, const EnumNames<E>& names) {
+  for (const auto& [spelling, v] : names)
+    if (v == value) return spelling;
+  return "";
+}
+
 class JsonReader {
  public:
   // obj: this component's JSON object (null reads as empty); path: its dotted JSON path for
@@ -61,6 +73,18 @@ class JsonReader {
   }
   // Enum-like string that must be one of `allowed` (absent or null keeps `out`).
   JsonReader& get_choice(const char* key, std::string& out, const std::vector<std::string>& allowed);
+  // An enum spelled by its names in `names` (absent or null keeps `out`); an unknown spelling is a
+  // ConfigError listing the valid ones, as get_choice gives.
+  template <class E>
+  JsonReader& get_enum(const char* key, E& out, const EnumNames<E>& names) {
+    std::string name = enum_name(out, names);
+    std::vector<std::string> allowed;
+    for (const auto& [spelling, value] : names) allowed.emplace_back(spelling);
+    get_choice(key, name, allowed);
+    for (const auto& [spelling, value] : names)
+      if (name == spelling) out = value;
+    return *this;
+  }
 
   bool has(const char* key) const;  // present and not null; counts as asked about
   // Nested object (marks key consumed); absent or null -> a reader over an empty object.

@@ -81,4 +81,14 @@ Provenance collect_provenance(std::string device, std::string torch_version) {
   return p;
 }
 
+void write_provenance_attrs(H5File& file, const Provenance& p) {
+  file.set_attr("/", "harness_version", p.harness_version);
+  file.set_attr("/", "git_sha", p.git_sha);
+  file.set_attr("/", "git_dirty", p.git_dirty);
+  file.set_attr("/", "created_utc", p.created_utc);
+  file.set_attr("/", "host", p.host);
+  file.set_attr("/", "device", p.device);
+  file.set_attr("/", "torch_version", p.torch_version);
+}
+
 }  // namespace smyrf

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "core/util/hdf5_file.h"
+
 namespace smyrf {
 
 struct Provenance {
@@ -21,6 +23,10 @@ struct Provenance {
 };
 
 Provenance collect_provenance(std::string device, std::string torch_version);
+
+// Every field as a root attribute of `file` (harness_version, git_sha, git_dirty, created_utc,
+// host, device, torch_version): how results and feature files record where they came from.
+void write_provenance_attrs(H5File& file, const Provenance& p);
 
 // The current time as "YYYY-MM-DDTHH:MM:SSZ" (UTC, whole seconds).
 std::string utc_now_iso8601();

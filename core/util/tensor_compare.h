@@ -1,6 +1,6 @@
 // Comparing an output with its reference: the worst element (index, both values), the share of
 // elements out of tolerance, and the fidelity metrics the pipelines log. One helper serves the
-// GoogleTest suite and the experiments. Tested by tests/test_attention.cpp.
+// GoogleTest suite and the experiments. Tested by tests/attention/test_dense.cpp.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -36,13 +36,20 @@
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
 #include "core/util/tensor_compare.h"
-#include "experiments/pipelines/pipeline.h"
+#include "experiments/io/captured_qkv.h"
+#include "experiments/io/tensor_h5.h"
+#include "experiments/runner/pipeline.h"
 
 namespace smyrf {
 namespace {
 
+enum class FidelitySource { kSynthetic, kCaptured };
+const EnumNames<FidelitySource> kSourceNames = {{"synthetic", FidelitySource::kSynthetic},
+                                                {"captured", FidelitySource::kCaptured}};
+const EnumNames<at::ScalarType> kDtypeNames = {{"float32", at::kFloat}, {"float64", at::kDouble}};
+
 struct FidelityData {
-  std::string source = "synthetic";
+  FidelitySource source = FidelitySource::kSynthetic;
   int64_t batch = 1, heads = 1, n_queries = 1024, head_dim = 64;
   std::optional<int64_t> n_keys, value_dim;
   double sharpness = 6.0, noise = 0.5, norm_spread = 0.0, value_noise = 0.5;
@@ -51,17 +58,17 @@ struct FidelityData {
   std::string path, group;
   bool causal = false;
   double scale = 0.0;
-  std::string dtype = "float32";
+  at::ScalarType dtype = at::kFloat;
 
   static FidelityData from_json(const nlohmann::json& config, const std::string& source_file) {
     FidelityData d;
     JsonReader r(config.contains("data") ? config.at("data") : nlohmann::json::object(), "data", source_file);
-    r.get_choice("source", d.source, {"synthetic", "captured"});
-    r.get("causal", d.causal).get("scale", d.scale).get_choice("dtype", d.dtype, {"float32", "float64"});
+    r.get_enum("source", d.source, kSourceNames);
+    r.get("causal", d.causal).get("scale", d.scale).get_enum("dtype", d.dtype, kDtypeNames);
     const auto fail = [&](const std::string& key, const std::string& why) {
       throw ConfigError(fmt::format("config '{}': 'data.{}' {}", source_file, key, why));
     };
-    if (d.source == "synthetic") {
+    if (d.source == FidelitySource::kSynthetic) {
       r.get("batch", d.batch).get("heads", d.heads).require("n_queries", d.n_queries).get("n_keys", d.n_keys);
       r.get("head_dim", d.head_dim).get("value_dim", d.value_dim).get("sharpness", d.sharpness);
       r.get("noise", d.noise).get("n_centers", d.n_centers).get("seed", d.seed).get("key_lengths", d.key_lengths);
@@ -133,7 +140,7 @@ AttentionInputs synthetic_inputs(const FidelityData& d) {
     const at::Tensor norms = at::exp(d.norm_spread * at::normal(0, 1, {B, H, L, 1}, gen, f64));
     return amplitude * norms * (gather_per_head(centers_HKD, z_BHL) + noise);
   };
-  const auto dtype = d.dtype == "float64" ? at::kDouble : at::kFloat;
+  const auto dtype = d.dtype;
   const at::Tensor z_q = pick_centers(N), z_k = pick_centers(M);
   AttentionInputs in;
   in.q_BHND = near_centers(z_q).to(dtype);
@@ -150,33 +157,39 @@ AttentionInputs synthetic_inputs(const FidelityData& d) {
   return in;
 }
 
-at::Tensor read_tensor(const H5File& file, const std::string& path, at::ScalarType dtype) {
-  const H5Array<double> a = file.read_array_f64(path);
-  std::vector<int64_t> dims(a.dims.begin(), a.dims.end());
-  return at::tensor(a.data, at::TensorOptions().dtype(at::kDouble)).view(dims).to(dtype);
-}
-
 AttentionInputs captured_inputs(const FidelityData& d, const std::string& source) {
-  AttentionInputs in = load_captured_qkv(d.path, d.group, d.dtype == "float64" ? at::kDouble : at::kFloat,
+  AttentionInputs in = load_captured_qkv(d.path, d.group, d.dtype,
                                          fmt::format("config '{}': data.path/data.group", source));
   in.causal = d.causal || in.causal;
   if (d.scale > 0) in.scale = d.scale;
   return in;
 }
 
-class AttentionFidelityPipeline : public Pipeline {
+struct FidelityPlan : RunPlan {
+  FidelityData data;
+  FidelityEval eval;
+  nlohmann::json attention;  // as the config gives it; a memory_budget is resolved at the data's shape
+  uint64_t seed = 0;
+};
+
+class AttentionFidelityPipeline : public TypedPipeline<FidelityPlan> {
  public:
   std::string name() const override { return "attention_fidelity"; }
 
-  void validate(const nlohmann::json& config, const RunContext& ctx) const override {
+ protected:
+  FidelityPlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {
     reject_sections(config, ctx.source, name(), {"model", "train"});
-    const FidelityData d = FidelityData::from_json(config, ctx.source);
-    FidelityEval::from_json(config, ctx.source);
-    const nlohmann::json attention = config.value("attention", nlohmann::json::object());
-    if (d.source == "synthetic") {
+    FidelityPlan plan;
+    plan.data = FidelityData::from_json(config, ctx.source);
+    plan.eval = FidelityEval::from_json(config, ctx.source);
+    plan.attention = config.value("attention", nlohmann::json::object());
+    plan.seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    const FidelityData& d = plan.data;
+    const nlohmann::json& attention = plan.attention;
+    if (d.source == FidelitySource::kSynthetic) {
       AttentionRequest request;
       request.shape = {d.batch, d.heads, d.n_queries, d.n_keys.value_or(d.n_queries), d.head_dim,
-                       d.value_dim.value_or(d.head_dim), d.dtype == "float64" ? 8 : 4};
+                       d.value_dim.value_or(d.head_dim), d.dtype == at::kDouble ? 8 : 4};
       request.causal = d.causal;
       request.shape.causal = d.causal;
       request.padded = !d.key_lengths.empty();
@@ -193,20 +206,18 @@ class AttentionFidelityPipeline : public Pipeline {
       if (without_budget.is_object()) without_budget.erase("memory_budget");
       make_attention(without_budget, "attention", ctx.source);
     }
-    if (config.value("device", std::string("cpu")) != "cpu")
-      throw ConfigError(fmt::format("config '{}': 'device' is '{}'; attention_fidelity runs on the CPU in this build",
-                                    ctx.source, config.value("device", std::string())));
+    require_cpu_device(config, ctx.source, name());
+    return plan;
   }
 
-  RunResult run(const nlohmann::json& config, const RunContext& ctx) const override {
-    apply_thread_setting(config);
-    const FidelityData d = FidelityData::from_json(config, ctx.source);
-    const FidelityEval eval = FidelityEval::from_json(config, ctx.source);
-    const AttentionInputs inputs = d.source == "synthetic" ? synthetic_inputs(d) : captured_inputs(d, ctx.source);
-    const BudgetChoice budget = resolve_memory_budget(config.value("attention", nlohmann::json::object()),
-                                                      shape_of(inputs), "attention", ctx.source);
+  RunResult run_plan(const FidelityPlan& plan, const RunContext& ctx) const override {
+    const FidelityData& d = plan.data;
+    const FidelityEval& eval = plan.eval;
+    const AttentionInputs inputs =
+        d.source == FidelitySource::kSynthetic ? synthetic_inputs(d) : captured_inputs(d, ctx.source);
+    const BudgetChoice budget = resolve_memory_budget(plan.attention, shape_of(inputs), "attention", ctx.source);
     const auto method = make_attention(budget.attention, "attention", ctx.source);
-    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    const uint64_t seed = plan.seed;
     at::NoGradGuard no_grad;
 
     auto call = [&] {
@@ -277,44 +288,12 @@ class AttentionFidelityPipeline : public Pipeline {
     // per (batch, head) relative error: where the approximation hurts
     const at::Tensor diff = (out.out_BHNE.to(at::kDouble) - primary_reference).square().sum({2, 3}).sqrt();
     const at::Tensor per_head = (diff / primary_reference.square().sum({2, 3}).sqrt().clamp_min(1e-300)).contiguous();
-    NamedArray per_head_array;
-    per_head_array.data.assign(per_head.data_ptr<double>(), per_head.data_ptr<double>() + per_head.numel());
-    per_head_array.dims = {per_head.size(0), per_head.size(1)};
-    result.tensors["rel_fro_error_BH"] = per_head_array;
+    result.tensors["rel_fro_error_BH"] = named_array_of(per_head);
     return result;
   }
 };
 
 }  // namespace
-
-AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
-                                  const std::string& source) {
-  if (!std::filesystem::exists(path))
-    throw IoError(fmt::format("{}: names the captured-QKV file '{}', which does not exist; write it with the capture "
-                              "pipeline or fix the path", source, path));
-  const H5File file = H5File::open(path, /*writable=*/false);
-  const auto format = file.attr_string("/", "format");
-  if (format != std::optional<std::string>("smyrf-captured-qkv"))
-    throw IoError(fmt::format("'{}' is not a captured-QKV file (root attribute format = \"smyrf-captured-qkv\" is "
-                              "missing); see results/README.md", path));
-  const std::string g = "/" + group;
-  if (!file.is_group(g))
-    throw ConfigError(fmt::format("{}: names group '{}', which is not a group of '{}'; groups: {}", source,
-                                  group, path, join(file.children("/"), ", ")));
-  AttentionInputs in;
-  for (const char* name : {"q", "k", "v"})
-    if (!file.is_dataset(g + "/" + name))
-      throw IoError(fmt::format("'{}': group '{}' has no dataset '{}' (need q [B,H,N,D], k [B,H,M,D], v [B,H,M,E])",
-                                path, group, name));
-  in.q_BHND = read_tensor(file, g + "/q", dtype);
-  in.k_BHMD = read_tensor(file, g + "/k", dtype);
-  in.v_BHME = read_tensor(file, g + "/v", dtype);
-  if (file.is_dataset(g + "/key_keep")) in.key_keep_BM = read_tensor(file, g + "/key_keep", at::kDouble).ne(0);
-  if (file.is_dataset(g + "/query_keep")) in.query_keep_BN = read_tensor(file, g + "/query_keep", at::kDouble).ne(0);
-  in.causal = file.attr_int(g, "causal").value_or(0) != 0;
-  in.scale = file.attr_double(g, "scale").value_or(0.0);
-  return in;
-}
 
 const Pipeline& attention_fidelity_pipeline() {
   static const AttentionFidelityPipeline kPipeline;

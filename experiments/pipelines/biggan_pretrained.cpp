@@ -26,8 +26,9 @@
 #include <filesystem>
 
 #include "core/util/check.h"
-#include "experiments/pipelines/biggan_common.h"
-#include "experiments/pipelines/checkpoint.h"
+#include "experiments/engines/biggan_common.h"
+#include "experiments/engines/checkpoint.h"
+#include "experiments/io/tensor_h5.h"
 
 namespace smyrf {
 namespace {
@@ -58,30 +59,44 @@ struct SamplingOptions {
   }
 };
 
-class BigGanPretrainedPipeline : public Pipeline {
+struct SamplingPlan : RunPlan {
+  BigGanModelSection model;
+  SamplingOptions options;
+  json attention;
+  at::Device device = at::Device(at::kCPU);
+  uint64_t seed = 0;
+  std::string samples_dir;
+};
+
+class BigGanPretrainedPipeline : public TypedPipeline<SamplingPlan> {
  public:
   std::string name() const override { return "biggan_pretrained"; }
 
-  void validate(const json& config, const RunContext& ctx) const override {
+ protected:
+  SamplingPlan make_plan(const json& config, const RunContext& ctx) const override {
     reject_sections(config, ctx.source, name(), {"data", "train"});
-    const BigGanModelSection model = BigGanModelSection::from_json(config, ctx.source, /*allow_dir=*/true);
-    if (model.dir.empty())
+    SamplingPlan plan;
+    plan.model = BigGanModelSection::from_json(config, ctx.source, /*allow_dir=*/true);
+    if (plan.model.dir.empty())
       throw ConfigError(fmt::format("config '{}': 'model.dir' is required: a folder with biggan.json and "
                                     "generator.safetensors (scripts/convert_biggan_pytorch.py)", ctx.source));
-    SamplingOptions::from_json(config, model.config, ctx.source);
-    build_generator_attention(config.value("attention", json()), model.config, ctx.source);
-    training_device(config, ctx.source, /*require_available=*/false);
-    output_sibling(config, ctx, "samples");
+    plan.options = SamplingOptions::from_json(config, plan.model.config, ctx.source);
+    plan.attention = config.value("attention", json());
+    build_generator_attention(plan.attention, plan.model.config, ctx.source);
+    plan.device = training_device(config, ctx.source, /*require_available=*/false);
+    plan.seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    plan.samples_dir = output_sibling(config, ctx, "samples");
+    return plan;
   }
 
-  RunResult run(const json& config, const RunContext& ctx) const override {
-    apply_thread_setting(config);
-    const BigGanModelSection model = BigGanModelSection::from_json(config, ctx.source, true);
+  RunResult run_plan(const SamplingPlan& plan, const RunContext& ctx) const override {
+    const BigGanModelSection& model = plan.model;
     const BigGanConfig& mc = model.config;
-    const SamplingOptions options = SamplingOptions::from_json(config, mc, ctx.source);
-    const GeneratorAttention attention = build_generator_attention(config.value("attention", json()), mc, ctx.source);
-    const at::Device device = training_device(config, ctx.source);
-    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    const SamplingOptions& options = plan.options;
+    const GeneratorAttention attention = build_generator_attention(plan.attention, mc, ctx.source);
+    const at::Device device = plan.device;
+    require_device_available(device, ctx.source);
+    const uint64_t seed = plan.seed;
 
     BigGanGenerator g(mc);
     load_module_state(*g, model.generator_weights());
@@ -108,12 +123,10 @@ class BigGanPretrainedPipeline : public Pipeline {
     memory.close();
 
     RunResult result;
-    const fs::path png = fs::path(output_sibling(config, ctx, "samples")) / (ctx.run_id + ".png");
+    const fs::path png = fs::path(plan.samples_dir) / (ctx.run_id + ".png");
     write_image_grid(png.string(), samples_K3RR, k);
     result.notes["samples"] = png.string();
-    const at::Tensor flat = samples_K3RR.to(at::kDouble).contiguous();
-    result.tensors["samples"] = {std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel()),
-                                 {k, 3, mc.resolution, mc.resolution}, /*store_float32=*/true};
+    result.tensors["samples"] = named_array_of(samples_K3RR, /*store_float32=*/true);
     result.tensors["classes"] = {std::vector<double>(options.classes.begin(), options.classes.end()), {k}, false};
     result.metrics["memory_fraction"] = {attention.memory_fraction, "fraction", false};
     result.metrics["g_forward_s"] = {seconds[1], "s", false};

@@ -43,14 +43,17 @@
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
 #include "datasets/image_folder.h"
-#include "experiments/pipelines/biggan_common.h"
-#include "experiments/pipelines/checkpoint.h"
+#include "experiments/engines/biggan_common.h"
+#include "experiments/engines/checkpoint.h"
 
 namespace smyrf {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+enum class TrainPrecision { kFp32, kBf16 };
+const EnumNames<TrainPrecision> kPrecisionNames = {{"fp32", TrainPrecision::kFp32}, {"bf16", TrainPrecision::kBf16}};
 
 struct GanTrainOptions {
   int64_t iterations = 120000;
@@ -62,7 +65,7 @@ struct GanTrainOptions {
   bool ema = false;
   double ema_decay = 0.9999;
   int64_t ema_start = 0;
-  std::string precision = "fp32";
+  TrainPrecision precision = TrainPrecision::kFp32;
   int64_t log_every = 10, checkpoint_every = 1000, sample_every = 1000, sample_count = 16;
   bool keep_checkpoint = false;
 
@@ -79,7 +82,7 @@ struct GanTrainOptions {
         .get("ema", t.ema)
         .get("ema_decay", t.ema_decay)
         .get("ema_start", t.ema_start)
-        .get_choice("precision", t.precision, {"fp32", "bf16"})
+        .get_enum("precision", t.precision, kPrecisionNames)
         .get("log_every", t.log_every)
         .get("checkpoint_every", t.checkpoint_every)
         .get("keep_checkpoint", t.keep_checkpoint)
@@ -239,39 +242,59 @@ GanState load_gan_checkpoint(const fs::path& dir, torch::nn::Module& g, torch::n
   return GanState::from_json(checkpoint_state(dir));
 }
 
-class CelebaBigGanPipeline : public Pipeline {
+struct GanPlan : RunPlan {
+  BigGanModelSection model;
+  GanData data;
+  GanTrainOptions train;
+  EvalSection eval;
+  json attention;
+  at::Device device = at::Device(at::kCPU);
+  uint64_t seed = 0;
+  fs::path run_dir, samples_dir, model_dir;  // checkpoints, sample grids, the exported generator
+  json identity;                              // what a resumable checkpoint must have been made by
+};
+
+class CelebaBigGanPipeline : public TypedPipeline<GanPlan> {
  public:
   std::string name() const override { return "celeba_biggan"; }
 
-  void validate(const json& config, const RunContext& ctx) const override {
-    const BigGanModelSection model = BigGanModelSection::from_json(config, ctx.source, /*allow_dir=*/false);
-    const GanData data = GanData::from_json(config, model.config, ctx.source);
-    GanTrainOptions::from_json(config, ctx.source);
-    EvalSection::from_json(config, ctx.source);
-    build_generator_attention(config.value("attention", json()), model.config, ctx.source);
-    checkpoints_root(config, ctx);
-    training_device(config, ctx.source, /*require_available=*/false);
-    if (!fs::is_directory(data.folder.path))
+ protected:
+  GanPlan make_plan(const json& config, const RunContext& ctx) const override {
+    GanPlan plan;
+    plan.model = BigGanModelSection::from_json(config, ctx.source, /*allow_dir=*/false);
+    plan.data = GanData::from_json(config, plan.model.config, ctx.source);
+    plan.train = GanTrainOptions::from_json(config, ctx.source);
+    plan.eval = EvalSection::from_json(config, ctx.source);
+    plan.attention = config.value("attention", json());
+    build_generator_attention(plan.attention, plan.model.config, ctx.source);
+    plan.run_dir = fs::path(checkpoints_root(config, ctx)) / ctx.run_id;
+    plan.samples_dir = fs::path(output_sibling(config, ctx, "samples")) / ctx.run_id;
+    plan.model_dir = fs::path(output_sibling(config, ctx, "models")) / ctx.run_id;
+    plan.device = training_device(config, ctx.source, /*require_available=*/false);
+    plan.seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    plan.identity = run_identity(config);
+    if (!fs::is_directory(plan.data.folder.path))
       throw IoError(fmt::format("config '{}': 'data.path' is '{}', which is not a folder; see scripts/fetch_celebahq.md "
-                                "for how to get CelebA-HQ", ctx.source, data.folder.path));
+                                "for how to get CelebA-HQ", ctx.source, plan.data.folder.path));
+    return plan;
   }
 
-  RunResult run(const json& config, const RunContext& ctx) const override;
+  RunResult run_plan(const GanPlan& plan, const RunContext& ctx) const override;
 };
 
-RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) const {
-  apply_thread_setting(config);
-  const BigGanModelSection model = BigGanModelSection::from_json(config, ctx.source, false);
+RunResult CelebaBigGanPipeline::run_plan(const GanPlan& plan, const RunContext& ctx) const {
+  const BigGanModelSection& model = plan.model;
   const BigGanConfig& mc = model.config;
-  const GanData data = GanData::from_json(config, mc, ctx.source);
-  const GanTrainOptions train = GanTrainOptions::from_json(config, ctx.source);
-  const EvalSection eval = EvalSection::from_json(config, ctx.source);
-  const GeneratorAttention attention = build_generator_attention(config.value("attention", json()), mc, ctx.source);
-  const at::Device device = training_device(config, ctx.source);
-  const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
-  const fs::path run_dir = fs::path(checkpoints_root(config, ctx)) / ctx.run_id;
-  const fs::path samples_dir = fs::path(output_sibling(config, ctx, "samples")) / ctx.run_id;
-  const bool bf16 = train.precision == "bf16";
+  const GanData& data = plan.data;
+  const GanTrainOptions& train = plan.train;
+  const EvalSection& eval = plan.eval;
+  const GeneratorAttention attention = build_generator_attention(plan.attention, mc, ctx.source);
+  const at::Device device = plan.device;
+  require_device_available(device, ctx.source);
+  const uint64_t seed = plan.seed;
+  const fs::path& run_dir = plan.run_dir;
+  const fs::path& samples_dir = plan.samples_dir;
+  const bool bf16 = train.precision == TrainPrecision::kBf16;
   const at::DeviceType device_type = device.type();
 
   // Data: decoded, cropped and resized once, kept as uint8.
@@ -318,7 +341,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   if (device.is_cuda()) generators.push_back(at::globalContext().defaultGenerator(device));
 
   // Resume.
-  const json identity = run_identity(config);
+  const json& identity = plan.identity;
   GanState state;
   int64_t resumed_from = 0;
   if (const auto ckpt = usable_checkpoint(run_dir, identity)) {
@@ -345,17 +368,17 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     write_image_grid((samples_dir / file).string(), fake.to(at::kFloat), grid_columns);
   };
 
-  auto real_batch = [&](EpochPlan& plan) {
+  auto real_batch = [&](EpochPlan& epoch_plan) {
     std::vector<at::Tensor> batch;
     for (int64_t i = 0; i < train.batch; ++i) {
       if (state.next_image >= images.count) {
         ++state.epoch;
         state.next_image = 0;
-        plan = plan_epoch(images.count, seed, state.epoch, data.flip);
+        epoch_plan = plan_epoch(images.count, seed, state.epoch, data.flip);
       }
-      const int64_t index = plan.order[state.next_image];
+      const int64_t index = epoch_plan.order[state.next_image];
       at::Tensor img = pixels_NRR3[index];
-      if (plan.flips[state.next_image]) img = img.flip({1});
+      if (epoch_plan.flips[state.next_image]) img = img.flip({1});
       batch.push_back(img);
       ++state.next_image;
     }
@@ -364,7 +387,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   };
 
   PeakMemoryWindow memory(device);
-  EpochPlan plan = plan_epoch(images.count, seed, state.epoch, data.flip);
+  EpochPlan epoch = plan_epoch(images.count, seed, state.epoch, data.flip);
   const at::Tensor y_real = at::zeros({train.batch}, at::kLong).to(device);
   g->train();
   d->train();
@@ -375,7 +398,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
     // D steps: G runs without gradients (still in training mode: its BN statistics move).
     set_requires_grad(*d, true);
     for (int64_t k = 0; k < train.d_steps; ++k) {
-      const at::Tensor real = real_batch(plan);
+      const at::Tensor real = real_batch(epoch);
       const at::Tensor z = at::randn({train.batch, mc.dim_z}, latent_gen).to(device);
       const at::Tensor y_fake = at::randint(mc.n_classes, {train.batch}, latent_gen).to(device);
       d_opt.zero_grad();
@@ -449,7 +472,7 @@ RunResult CelebaBigGanPipeline::run(const json& config, const RunContext& ctx) c
   memory.close();
 
   // The trained model, in the layout biggan_pretrained (and scripts) read: the run's lasting output.
-  const fs::path model_dir = fs::path(output_sibling(config, ctx, "models")) / ctx.run_id;
+  const fs::path& model_dir = plan.model_dir;
   fs::create_directories(model_dir);
   write_safetensors((model_dir / "generator.safetensors").string(), module_state(*sampler));
   write_safetensors((model_dir / "discriminator.safetensors").string(), module_state(*d));

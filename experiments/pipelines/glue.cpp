@@ -14,30 +14,28 @@
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "datasets/glue.h"
-#include "experiments/pipelines/finetune.h"
+#include "experiments/engines/finetune.h"
 
 namespace smyrf {
 namespace {
 
-struct GlueData {
+struct GluePlan : FinetunePlan {
   std::string task, dir;
   GlueLoadOptions load;
-  FinetuneDataOptions common;
-  static GlueData from_json(const nlohmann::json& config, const std::string& source) {
-    GlueData d;
-    JsonReader r(config.value("data", nlohmann::json::object()), "data", source);
-    r.require("task", d.task).require("dir", d.dir).get("labels", d.load.labels);
-    r.get("skip_malformed", d.load.skip_malformed);
-    d.common.read(r);
-    r.finish();
-    try {
-      glue_task(d.task);
-    } catch (const ConfigError& e) {
-      throw ConfigError(fmt::format("config '{}': 'data.task': {}", source, e.what()));
-    }
-    return d;
-  }
 };
+
+void read_glue_data(const nlohmann::json& config, const std::string& source, GluePlan& plan) {
+  JsonReader r(config.value("data", nlohmann::json::object()), "data", source);
+  r.require("task", plan.task).require("dir", plan.dir).get("labels", plan.load.labels);
+  r.get("skip_malformed", plan.load.skip_malformed);
+  plan.data.read(r);
+  r.finish();
+  try {
+    glue_task(plan.task);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("config '{}': 'data.task': {}", source, e.what()));
+  }
+}
 
 // "dev_matched" -> "matched": the metric-name suffix of a dev split ("" for the only one).
 std::string split_suffix(const GlueTask& task, const std::string& split) {
@@ -45,13 +43,15 @@ std::string split_suffix(const GlueTask& task, const std::string& split) {
   return split.rfind("dev_", 0) == 0 ? split.substr(4) : split;
 }
 
-class GluePipeline : public Pipeline {
+class GluePipeline : public TypedPipeline<GluePlan> {
  public:
   std::string name() const override { return "glue"; }
 
-  void validate(const nlohmann::json& config, const RunContext& ctx) const override {
-    const GlueData data = GlueData::from_json(config, ctx.source);
-    validate_finetune_config(config, ctx, data.common);
+ protected:
+  GluePlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {
+    GluePlan data;
+    read_glue_data(config, ctx.source, data);
+    plan_finetune(config, ctx, data);
     const GlueTask& task = glue_task(data.task);
     std::vector<std::string> files{"train"};
     files.insert(files.end(), task.dev_splits.begin(), task.dev_splits.end());
@@ -62,17 +62,17 @@ class GluePipeline : public Pipeline {
                                   "internet) or point data.dir at a GLUE directory", ctx.source, data.dir,
                                   (std::filesystem::path(task.dir) / (split + ".tsv")).string(), data.dir));
     }
+    return data;
   }
 
-  RunResult run(const nlohmann::json& config, const RunContext& ctx) const override {
-    const GlueData data = GlueData::from_json(config, ctx.source);
+  RunResult run_plan(const GluePlan& data, const RunContext& ctx) const override {
     const GlueTask& task = glue_task(data.task);
     FinetuneSplits splits;
     splits.task = task.name;
     splits.train = load_glue_split(data.dir, task.name, "train", data.load);
     for (const std::string& split : task.dev_splits)
       splits.evals.emplace_back(split_suffix(task, split), load_glue_split(data.dir, task.name, split, data.load));
-    RunResult result = run_finetune(config, ctx, data.common, splits);
+    RunResult result = run_finetune(data, ctx, splits);
     result.metrics["train_rows_skipped"] = {static_cast<double>(splits.train.skipped), "count", false};
     return result;
   }

@@ -12,47 +12,43 @@
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "datasets/imdb.h"
-#include "experiments/pipelines/finetune.h"
+#include "experiments/engines/finetune.h"
 
 namespace smyrf {
 namespace {
 
-struct ImdbData {
+struct ImdbPlan : FinetunePlan {
   std::string dir;
   ImdbLoadOptions load;
-  FinetuneDataOptions common;
-  static ImdbData from_json(const nlohmann::json& config, const std::string& source) {
-    ImdbData d;
-    d.common.max_seq_len = 512;
-    JsonReader r(config.value("data", nlohmann::json::object()), "data", source);
-    r.require("dir", d.dir).get_choice("br", d.load.br, {"space", "keep"});
-    d.common.read(r);
-    r.finish();
-    return d;
-  }
 };
 
-class ImdbPipeline : public Pipeline {
+class ImdbPipeline : public TypedPipeline<ImdbPlan> {
  public:
   std::string name() const override { return "imdb"; }
 
-  void validate(const nlohmann::json& config, const RunContext& ctx) const override {
-    const ImdbData data = ImdbData::from_json(config, ctx.source);
-    validate_finetune_config(config, ctx, data.common);
+ protected:
+  ImdbPlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {
+    ImdbPlan data;
+    data.data.max_seq_len = 512;
+    JsonReader r(config.value("data", nlohmann::json::object()), "data", ctx.source);
+    r.require("dir", data.dir).get_enum("br", data.load.br, kImdbBreakNames);
+    data.data.read(r);
+    r.finish();
+    plan_finetune(config, ctx, data);
     for (const char* part : {"train/neg", "train/pos", "test/neg", "test/pos"})
       if (!std::filesystem::is_directory(std::filesystem::path(data.dir) / part))
         throw IoError(fmt::format("config '{}': 'data.dir' is '{}', which has no {}/ folder; run scripts/fetch_imdb.sh "
                                   "(needs internet) or point data.dir at the aclImdb directory", ctx.source, data.dir,
                                   part));
+    return data;
   }
 
-  RunResult run(const nlohmann::json& config, const RunContext& ctx) const override {
-    const ImdbData data = ImdbData::from_json(config, ctx.source);
+  RunResult run_plan(const ImdbPlan& data, const RunContext& ctx) const override {
     FinetuneSplits splits;
     splits.task = "imdb";
     splits.train = load_imdb_split(data.dir, "train", data.load);
     splits.evals.emplace_back("", load_imdb_split(data.dir, "test", data.load));
-    return run_finetune(config, ctx, data.common, splits);
+    return run_finetune(data, ctx, splits);
   }
 };
 

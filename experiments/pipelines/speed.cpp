@@ -1,4 +1,4 @@
-// speed: wall time and peak memory of one attention method at one sequence length (design §6).
+// speed: wall time and peak memory of one attention method at one sequence length.
 //
 // Inputs: q_BHND, k_BHMD, v_BHME drawn i.i.d. N(0, 1) from data.seed, with N = M (data.n_queries);
 // no padding; optional causal mask. Two modes, each measured on its own:
@@ -31,7 +31,7 @@
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/strings.h"
-#include "experiments/pipelines/pipeline.h"
+#include "experiments/runner/pipeline.h"
 
 namespace smyrf {
 namespace {
@@ -49,17 +49,18 @@ constexpr double kApproxBackwardMemoryFactor = 2.5;
 constexpr double kUsableMemoryShare = 0.85;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+const EnumNames<at::ScalarType> kDtypeNames = {{"float32", at::kFloat}, {"float64", at::kDouble}};
+
 struct SpeedData {
   int64_t batch = 1, heads = 8, n_queries = 0, head_dim = 64;
   std::optional<int64_t> value_dim;
   bool causal = false;
-  std::string dtype = "float32";
+  at::ScalarType dtype = at::kFloat;
   int64_t seed = 0;
 
   int64_t resolved_value_dim() const { return value_dim.value_or(head_dim); }
-  at::ScalarType scalar_type() const { return dtype == "float64" ? at::kDouble : at::kFloat; }
   AttentionShape shape() const {
-    return {batch, heads, n_queries, n_queries, head_dim, resolved_value_dim(), dtype == "float64" ? 8 : 4, causal};
+    return {batch, heads, n_queries, n_queries, head_dim, resolved_value_dim(), dtype == at::kDouble ? 8 : 4, causal};
   }
 
   static SpeedData from_json(const nlohmann::json& config, const std::string& source_file) {
@@ -67,7 +68,7 @@ struct SpeedData {
     JsonReader r(config.contains("data") ? config.at("data") : nlohmann::json::object(), "data", source_file);
     r.get("batch", d.batch).get("heads", d.heads).require("n_queries", d.n_queries).get("head_dim", d.head_dim);
     r.get("value_dim", d.value_dim).get("causal", d.causal).get("seed", d.seed);
-    r.get_choice("dtype", d.dtype, {"float32", "float64"});
+    r.get_enum("dtype", d.dtype, kDtypeNames);
     r.finish();
     for (auto [key, value] : {std::pair<const char*, int64_t>{"batch", d.batch}, {"heads", d.heads},
                               {"n_queries", d.n_queries}, {"head_dim", d.head_dim},
@@ -93,12 +94,6 @@ struct SpeedEval {
     return e;
   }
 };
-
-void reject_speed_sections(const nlohmann::json& config, const std::string& source) {
-  for (const char* key : {"model", "train"})
-    if (config.contains(key) && !config.at(key).is_null() && !config.at(key).empty())
-      throw ConfigError(fmt::format("config '{}': the speed pipeline has no '{}' section; remove it", source, key));
-}
 
 // Throws when a mode's planned memory (inputs plus the scaled analytic bytes) exceeds the usable
 // share of what is available, before any tensor of the run exists.
@@ -168,18 +163,29 @@ ModeMeasurement measure_mode(const SpeedEval& eval, Prepare before_each, Call ca
   return m;
 }
 
-class SpeedPipeline : public Pipeline {
+struct SpeedPlan : RunPlan {
+  SpeedData data;
+  SpeedEval eval;
+  BudgetChoice budget;  // the attention object with any memory_budget resolved at the run's shape
+  uint64_t seed = 0;
+};
+
+class SpeedPipeline : public TypedPipeline<SpeedPlan> {
  public:
   std::string name() const override { return "speed"; }
 
-  void validate(const nlohmann::json& config, const RunContext& ctx) const override {
-    reject_speed_sections(config, ctx.source);
-    const SpeedData d = SpeedData::from_json(config, ctx.source);
-    SpeedEval::from_json(config, ctx.source);
-    const auto method = make_attention(
-        resolve_memory_budget(config.value("attention", nlohmann::json::object()), d.shape(), "attention", ctx.source)
-            .attention,
-        "attention", ctx.source);
+ protected:
+  SpeedPlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {
+    reject_sections(config, ctx.source, name(), {"model", "train"});
+    require_cpu_device(config, ctx.source, name());
+    SpeedPlan plan;
+    plan.data = SpeedData::from_json(config, ctx.source);
+    plan.eval = SpeedEval::from_json(config, ctx.source);
+    plan.seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    const SpeedData& d = plan.data;
+    plan.budget =
+        resolve_memory_budget(config.value("attention", nlohmann::json::object()), d.shape(), "attention", ctx.source);
+    const auto method = make_attention(plan.budget.attention, "attention", ctx.source);
     AttentionRequest request;
     request.shape = d.shape();
     request.causal = d.causal;
@@ -188,31 +194,27 @@ class SpeedPipeline : public Pipeline {
       throw ConfigError(fmt::format("config '{}': run '{}': {} cannot serve data with N=M={}{}: {}", ctx.source,
                                     ctx.run_id, method->name(), d.n_queries, d.causal ? " (causal)" : "",
                                     join(reasons, "; ")));
-    if (config.value("device", std::string("cpu")) != "cpu")
-      throw ConfigError(fmt::format("config '{}': 'device' is '{}'; the speed pipeline runs on the CPU in this build",
-                                    ctx.source, config.value("device", std::string())));
+    return plan;
   }
 
-  RunResult run(const nlohmann::json& config, const RunContext& ctx) const override {
-    apply_thread_setting(config);
-    const SpeedData d = SpeedData::from_json(config, ctx.source);
-    const SpeedEval eval = SpeedEval::from_json(config, ctx.source);
-    const BudgetChoice budget =
-        resolve_memory_budget(config.value("attention", nlohmann::json::object()), d.shape(), "attention", ctx.source);
+  RunResult run_plan(const SpeedPlan& plan, const RunContext& ctx) const override {
+    const SpeedData& d = plan.data;
+    const SpeedEval& eval = plan.eval;
+    const BudgetChoice& budget = plan.budget;
     const auto method = make_attention(budget.attention, "attention", ctx.source);
     const AttentionCost cost = method->cost(d.shape());
     const bool backward = check_memory_fits(*method, d, eval, cost);
 
     // Step 1: inputs, drawn directly in the run's dtype so no float64 copy inflates the baseline.
     auto data_gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(d.seed));
-    const auto options = at::TensorOptions().dtype(d.scalar_type());
+    const auto options = at::TensorOptions().dtype(d.dtype);
     const int64_t B = d.batch, H = d.heads, N = d.n_queries, D = d.head_dim, E = d.resolved_value_dim();
     AttentionInputs inputs;
     inputs.q_BHND = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(backward);
     inputs.k_BHMD = at::normal(0, 1, {B, H, N, D}, data_gen, options).requires_grad_(backward);
     inputs.v_BHME = at::normal(0, 1, {B, H, N, E}, data_gen, options).requires_grad_(backward);
     inputs.causal = d.causal;
-    const uint64_t seed = static_cast<uint64_t>(config.value("seed", int64_t{0}));
+    const uint64_t seed = plan.seed;
     auto forward = [&] {
       auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);  // same hashes on every call
       return method->forward(inputs, gen);

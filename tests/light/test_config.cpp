@@ -1,4 +1,4 @@
-// Tests for experiments/config.h: JSON parsing errors (line/column, duplicates, missing files),
+// Tests for experiments/runner/config.h: JSON parsing errors (line/column, duplicates, missing files),
 // top-level validation, `extends` (relative paths, recursive merge, cycles), sweep expansion
 // (cartesian order, union, zip) and run ids. Each test writes its configs into a fresh
 // temporary directory. Run: smyrf_tests_light --gtest_filter='Config*:RunId*'
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/util/check.h"
-#include "experiments/config.h"
+#include "experiments/runner/config.h"
 #include "tests/support/light_test_support.h"
 
 namespace smyrf {
@@ -388,8 +388,8 @@ TEST_F(ConfigTest, SweepCreatesMissingKeysAndAcceptsAnyJsonValue) {
   EXPECT_EQ(c.runs[0].config["data"]["mask"], (json{{"causal", true}}));
   EXPECT_TRUE(c.runs[1].config["data"]["mask"].is_null());
   EXPECT_EQ(c.runs[3].config["seed"], 2);
-  // Objects become a short hash in the id; null is spelled out.
-  EXPECT_TRUE(contains(c.runs[0].run_id, "mask=h"));
+  // An object is named by its members; null is spelled out.
+  EXPECT_EQ(c.runs[0].run_id, "causal=true,layers=2,seed=1");
   EXPECT_TRUE(contains(c.runs[1].run_id, "mask=null"));
 }
 
@@ -454,12 +454,33 @@ TEST(RunId, EmptyPointIsRunAndLongIdsAreCapped) {
   EXPECT_NE(ids[0], ids[1]);
 }
 
-TEST(RunId, NonScalarValuesHashStably) {
-  const std::vector<json> points = {{{"data.mask", {{"a", 1}, {"b", 2}}}}, {{"data.mask", {{"a", 1}, {"b", 3}}}}};
+TEST(RunId, WholeObjectsAreNamedByTheirMembers) {
+  const std::vector<json> points = {{{"attention", {{"method", "dense"}}}},
+                                    {{"attention", {{"method", "smyrf"}, {"n_hashes", 2}, {"lsh", {{"seed", 3}}}}}},
+                                    {{"attention", json::object()}}};
+  const std::vector<std::string> ids = make_run_ids(points);
+  EXPECT_EQ(ids[0], "method=dense");
+  EXPECT_EQ(ids[1], "seed=3,method=smyrf,n_hashes=2");  // sorted by path: attention.lsh.seed first
+  EXPECT_EQ(ids[2].rfind("attention=h", 0), 0u) << ids[2];
+}
+
+TEST(RunId, ArraysOfScalarsAreJoinedAndOthersHashStably) {
+  EXPECT_EQ(make_run_ids({{{"model.layers", {0, 5}}}}), std::vector<std::string>{"layers=0+5"});
+  const std::vector<json> points = {{{"data.mask", json::array({{{"a", 1}}})}}, {{"data.mask", json::array({{{"a", 2}}})}}};
   const std::vector<std::string> ids = make_run_ids(points);
   ASSERT_EQ(ids[0].size(), std::string("mask=h").size() + 8);
   EXPECT_NE(ids[0], ids[1]);
   EXPECT_EQ(make_run_ids(points), ids);
+}
+
+TEST_F(ConfigTest, SweepOverWholeAttentionObjectsIsReadable) {
+  const std::string path = write("objects.json", R"({"version": 1, "name": "t", "pipeline": "attention_fidelity",
+    "output": {"path": "r.h5"},
+    "sweep": {"attention": [{"method": "dense"}, {"method": "smyrf", "n_hashes": 2, "q_cluster_size": 16}]}})");
+  const ExperimentConfig c = load_experiment_config(path);
+  ASSERT_EQ(c.runs.size(), 2u);
+  EXPECT_EQ(c.runs[0].run_id, "method=dense");
+  EXPECT_EQ(c.runs[1].run_id, "method=smyrf,n_hashes=2,q_cluster_size=16");
 }
 
 }  // namespace

@@ -255,6 +255,24 @@ TEST(JsonReader, ChoiceAcceptsAllowedValues) {
   EXPECT_EQ(kept, "dense");
 }
 
+enum class Shade { kLight, kDark };
+const EnumNames<Shade> kShadeNames = {{"light", Shade::kLight}, {"dark", Shade::kDark}};
+
+TEST(JsonReader, EnumsAreReadByTheirSpellingAndNamedBack) {
+  Shade shade = Shade::kLight;
+  JsonReader(json{{"shade", "dark"}}, "theme", "").get_enum("shade", shade, kShadeNames).finish();
+  EXPECT_EQ(shade, Shade::kDark);
+  JsonReader(json{{"shade", nullptr}}, "theme", "").get_enum("shade", shade, kShadeNames);
+  EXPECT_EQ(shade, Shade::kDark);  // null keeps the value
+  EXPECT_EQ(enum_name(Shade::kLight, kShadeNames), "light");
+  const std::string msg = config_error([&] {
+    JsonReader(json{{"shade", "darc"}}, "theme", "t.json").get_enum("shade", shade, kShadeNames);
+  });
+  EXPECT_TRUE(contains(msg, "'theme.shade' is \"darc\", which is not a valid choice")) << msg;
+  EXPECT_TRUE(contains(msg, "(did you mean 'dark'?)")) << msg;
+  EXPECT_EQ(shade, Shade::kDark);
+}
+
 TEST(JsonReader, ChoiceRejectsOtherValuesWithSuggestion) {
   std::string method = "dense";
   const std::string msg = config_error([&] {

@@ -1,4 +1,4 @@
-// Tests for experiments/paper_report.h: the shipped configs/paper/targets.json (parses; every GLUE
+// Tests for experiments/report/paper_report.h: the shipped configs/paper/targets.json (parses; every GLUE
 // paper average is the mean of its 9 numbers), the strict targets reader (JSON paths in errors), and
 // the comparison on small results files written with ResultsStore under the paper config names:
 // cells, n=, diffs, averages, "not run" / "failed" / "running", metric overrides, variants, files
@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "core/util/check.h"
-#include "experiments/paper_report.h"
-#include "experiments/report.h"
-#include "experiments/results_store.h"
+#include "experiments/report/paper_report.h"
+#include "experiments/report/report.h"
+#include "experiments/runner/results_store.h"
 #include "tests/support/light_test_support.h"
 
 namespace smyrf {

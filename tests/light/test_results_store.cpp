@@ -24,8 +24,8 @@
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
 #include "core/util/provenance.h"
-#include "experiments/report.h"
-#include "experiments/results_store.h"
+#include "experiments/report/report.h"
+#include "experiments/runner/results_store.h"
 #include "tests/support/light_test_support.h"
 
 namespace smyrf {
@@ -76,8 +76,7 @@ RunInfo smyrf_run(const std::string& id, int64_t n_hashes) {
   RunInfo info;
   info.run_id = id;
   info.method = "smyrf";
-  info.n_hashes = n_hashes;
-  info.q_cluster_size = 32;
+  info.knobs = {{"n_hashes", n_hashes}, {"q_cluster_size", 32}};
   info.seed = 1234;
   info.sweep_point = {{"attention.n_hashes", n_hashes}};
   info.resolved_config = experiment_config();
@@ -319,7 +318,7 @@ TEST_F(ResultsStoreTest, CreateWritesRootAttributesAndEmptySummary) {
     EXPECT_TRUE(f.is_group("runs"));
     const auto summary = f.read_table("summary");
     EXPECT_EQ(column_names(summary),
-              (std::vector<std::string>{"run_id", "status", "method", "n_hashes", "q_cluster_size", "k_cluster_size"}));
+              (std::vector<std::string>{"run_id", "status", "method"}));  // no run, so no knob columns
     EXPECT_EQ(summary[0].size(), 0u);
   }
   const ResultsHeader h = ResultsStore::open_existing(path).header();
@@ -357,9 +356,9 @@ TEST_F(ResultsStoreTest, CompleteThenReopenReadsBackExactValues) {
   const StoredRun& r = runs[0];
   EXPECT_EQ(r.info.run_id, "n_hashes=2");
   EXPECT_EQ(r.info.method, "smyrf");
-  EXPECT_EQ(r.info.n_hashes, 2);
-  EXPECT_EQ(r.info.q_cluster_size, 32);
-  EXPECT_EQ(r.info.k_cluster_size, std::nullopt);
+  EXPECT_EQ(r.info.knobs, (std::vector<std::pair<std::string, int64_t>>{{"n_hashes", 2}, {"q_cluster_size", 32}}));
+  EXPECT_EQ(knob_value(r.info, "n_hashes"), std::optional<int64_t>(2));
+  EXPECT_EQ(knob_value(r.info, "k_cluster_size"), std::nullopt);
   EXPECT_EQ(r.info.seed, 1234);
   EXPECT_EQ(r.info.sweep_point, info.sweep_point);
   EXPECT_EQ(r.info.resolved_config, info.resolved_config);
@@ -457,6 +456,63 @@ TEST_F(ResultsStoreTest, FailRecordsTheError) {
   EXPECT_EQ(summary.at("status").strings, (std::vector<std::string>{"failed", "failed"}));
 }
 
+TEST_F(ResultsStoreTest, KnobsAreStoredByNameAndOlderFilesReadTheirSmyrfKnobs) {
+  const std::string path = file("knobs.h5");
+  RunInfo hyper = smyrf_run("hyper", 1);
+  hyper.method = "hyper";
+  hyper.knobs = {{"block_size", 64}, {"sample_size", 64}};
+  {
+    ResultsStore store = ResultsStore::open_or_create(path, experiment_config(), fixed_provenance());
+    store.mark_running(hyper);
+    store.mark_running(smyrf_run("smyrf", 2));
+  }
+  {
+    H5File f = H5File::open(path, false);
+    EXPECT_EQ(f.attr_string("runs/hyper", "knobs_json"), R"(["block_size","sample_size"])");
+    EXPECT_EQ(f.attr_int("runs/hyper", "block_size"), 64);
+  }
+  {
+    // a file from before knobs_json: the SMYRF attributes are the knobs
+    H5File f = H5File::open(path, true);
+    f.remove_attr("runs/smyrf", "knobs_json");
+  }
+  const auto runs = ResultsStore::open_existing(path).read_runs();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].info.knobs, hyper.knobs);
+  EXPECT_EQ(runs[1].info.knobs, (std::vector<std::pair<std::string, int64_t>>{{"n_hashes", 2}, {"q_cluster_size", 32}}));
+}
+
+TEST_F(ResultsStoreTest, WorkerResultFilesCarryAResultBitForBitOrAnError) {
+  RunResult result;
+  result.metrics["rel_fro_error"] = {0.1 + 0.2, "1", false};
+  result.metrics["undefined"] = {std::nan(""), "1", true};
+  result.curves["train_loss"] = {1.0 / 3.0, std::nextafter(1.0, 2.0)};
+  result.tensors["errors_BH"] = {{1.0 / 7.0, 2.0, 3.0, 4.0, 5.0, 6.0}, {2, 3}, false};
+  result.tensors["samples"] = {{0.25, -1.0 / 3.0}, {2}, true};
+  result.notes["model"] = "a note";
+  const std::string path = file("worker.h5");
+  write_worker_result(path, result);
+  const WorkerResult back = read_worker_result(path);
+  ASSERT_TRUE(back.result.has_value());
+  EXPECT_EQ(back.error, "");
+  EXPECT_EQ(back.result->metrics.at("rel_fro_error").value, 0.1 + 0.2);
+  EXPECT_TRUE(std::isnan(back.result->metrics.at("undefined").value));
+  EXPECT_TRUE(back.result->metrics.at("undefined").higher_is_better);
+  EXPECT_EQ(back.result->curves.at("train_loss"), result.curves.at("train_loss"));
+  EXPECT_EQ(back.result->tensors.at("errors_BH").data, result.tensors.at("errors_BH").data);
+  EXPECT_EQ(back.result->tensors.at("errors_BH").dims, (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(back.result->tensors.at("samples").store_float32);
+  EXPECT_EQ(back.result->tensors.at("samples").data[1], static_cast<double>(static_cast<float>(-1.0 / 3.0)));
+  EXPECT_EQ(back.result->notes.at("model"), "a note");
+
+  write_worker_error(path, "diverged at step 3");
+  const WorkerResult failed = read_worker_result(path);
+  EXPECT_FALSE(failed.result.has_value());
+  EXPECT_EQ(failed.error, "diverged at step 3");
+  std::ofstream(file("not_a_result.h5")) << "garbage";
+  EXPECT_THROW(read_worker_result(file("not_a_result.h5")), IoError);
+}
+
 TEST_F(ResultsStoreTest, SummaryHasOneRowPerRunAndEveryMetric) {
   ResultsStore store = ResultsStore::open_or_create(file("r.h5"), experiment_config(), fixed_provenance());
   RunInfo a = smyrf_run("a", 2);
@@ -470,6 +526,7 @@ TEST_F(ResultsStoreTest, SummaryHasOneRowPerRunAndEveryMetric) {
   b.method = "dense";
   b.sweep_point = {{"attention", {{"method", "dense"}}}, {"data.source", 3}, {"data.dim", 16}};  // nested form
   RunInfo c = smyrf_run("c", 4);
+  c.knobs.emplace_back("k_cluster_size", 16);
   c.sweep_point = {{"attention.method", "smyrf"}, {"attention.n_hashes", 4}, {"train.lr", 0.001}};
 
   RunResult ra;
@@ -498,7 +555,8 @@ TEST_F(ResultsStoreTest, SummaryHasOneRowPerRunAndEveryMetric) {
   EXPECT_EQ(s.at("method").strings, (std::vector<std::string>{"smyrf", "dense", "smyrf"}));
   EXPECT_EQ(s.at("n_hashes").numbers[0], 2.0);
   EXPECT_TRUE(std::isnan(s.at("n_hashes").numbers[1]));
-  EXPECT_TRUE(std::isnan(s.at("k_cluster_size").numbers[0]));
+  EXPECT_TRUE(std::isnan(s.at("k_cluster_size").numbers[0]));  // knob columns: the union over the runs
+  EXPECT_EQ(s.at("k_cluster_size").numbers[2], 16.0);
   // "method" and "n_hashes" leaves collide with the run columns, "dim" with each other.
   EXPECT_TRUE(s.at("attention.method").is_string);
   EXPECT_EQ(s.at("attention.method").strings, (std::vector<std::string>{"smyrf", "dense", "smyrf"}));

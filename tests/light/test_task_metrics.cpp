@@ -1,4 +1,4 @@
-// Tests for experiments/task_metrics.h on hand-computed cases: perfect and all-wrong predictions,
+// Tests for experiments/metrics/task_metrics.h on hand-computed cases: perfect and all-wrong predictions,
 // F1 without positives, MCC for constant predictions and for 3 classes, Pearson/Spearman with ties,
 // constant and non-finite input, and the ConfigErrors (sizes, class ids, unknown task).
 // scikit-learn/scipy on random inputs: tests/python/test_task_metrics.py.
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/util/check.h"
-#include "experiments/task_metrics.h"
+#include "experiments/metrics/task_metrics.h"
 #include "tests/support/light_test_support.h"
 
 namespace smyrf {

@@ -506,7 +506,7 @@ TEST(ImdbFixture, FirstAndLastReviews) {
 TEST(ImdbFixture, LineBreaksBecomeSpacesOrAreKept) {
   const TextSplit spaced = load_imdb_split(kImdbDir, "train");
   ImdbLoadOptions keep;
-  keep.br = "keep";
+  keep.br = ImdbLineBreaks::kKeep;
   const TextSplit kept = load_imdb_split(kImdbDir, "train", keep);
   ASSERT_EQ(spaced.examples.size(), kept.examples.size());
   EXPECT_EQ(spaced.examples[1].origin, kImdbDir + "/train/neg/1_3.txt");
@@ -540,9 +540,10 @@ TEST(ImdbFixture, UnsupAndSplitLevelFilesAreIgnored) {
 
 TEST(ImdbFixture, UnknownBrModeIsAConfigError) {
   ImdbLoadOptions options;
-  options.br = "spaces";
-  const std::string message = error_of<ConfigError>([&] { load_imdb_split(kImdbDir, "test", options); });
-  EXPECT_TRUE(contains(message, "unknown IMDB br mode 'spaces' (did you mean 'space'?)"));
+  const std::string message = error_of<ConfigError>(
+      [&] { JsonReader(nlohmann::json{{"br", "spaces"}}, "data", "c.json").get_enum("br", options.br, kImdbBreakNames); });
+  EXPECT_TRUE(contains(message, "'data.br' is \"spaces\", which is not a valid choice (did you mean 'space'?)"))
+      << message;
 }
 
 // A copy of the fixture tree per test, to break in one place.
@@ -620,7 +621,7 @@ TEST_F(ImdbTree, EmptyReviewIsAnError) {
   path = write("test/neg/12_2.txt", "<br /><br />");
   EXPECT_TRUE(contains(error_of<IoError>([&] { load_imdb_split(root(), "test"); }), path + ": empty review"));
   ImdbLoadOptions keep;
-  keep.br = "keep";
+  keep.br = ImdbLineBreaks::kKeep;
   EXPECT_EQ(load_imdb_split(root(), "test", keep).examples[12].text_a, "<br /><br />");
 }
 

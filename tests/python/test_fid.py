@@ -1,4 +1,4 @@
-"""FID, KID and IS of `smyrf` (experiments/image_metrics.cpp, core/models/inception_fid.cpp) against
+"""FID, KID and IS of `smyrf` (experiments/metrics/image_metrics.cpp, core/models/inception_fid.cpp) against
 independent Python oracles.
 
 * Fréchet distance vs pytorch-fid's formula with scipy.linalg.sqrtm (real part) on statistics written

@@ -1,4 +1,4 @@
-"""`smyrf score` (experiments/task_metrics.cpp) against scikit-learn and scipy on random inputs.
+"""`smyrf score` (experiments/metrics/task_metrics.cpp) against scikit-learn and scipy on random inputs.
 
 Every task on a table of random cases (CASES): sizes 1, 2, small (3..39), large (40..500) and 500,
 constant predictions and constant labels (MCC 0, zero-division F1, Pearson/Spearman NaN -> JSON

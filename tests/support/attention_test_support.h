@@ -1,15 +1,20 @@
-// Shared helpers of the attention tests: seeded random inputs at odd sizes, NaN-filled padding,
-// a naive float64 loop oracle, and the tolerance assertion that prints the worst element.
+// Shared helpers of the attention tests (tests/attention/): seeded random inputs at odd sizes,
+// NaN-filled padding, the naive float64 loop oracles of softmax and polynomial attention, methods
+// built from their JSON options, and the tolerance assertion that prints the worst element.
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "core/attention/attention_method.h"
+#include "core/attention/registry.h"
 #include "core/util/tensor_compare.h"
 
 namespace smyrf::test {
@@ -47,17 +52,21 @@ inline at::Tensor naive_attention_f64(const AttentionInputs& in) {
   const double scale = in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(D));
   const at::Tensor q = in.q_BHND.to(at::kDouble).contiguous(), k = in.k_BHMD.to(at::kDouble).contiguous(),
                    v = in.v_BHME.to(at::kDouble).contiguous();
+  // the masks as plain bools (absent: every position is real), read without a tensor op per pair
+  const at::Tensor q_keep = in.query_keep_BN ? in.query_keep_BN->to(at::kBool).contiguous() : at::ones({B, N}, at::kBool);
+  const at::Tensor k_keep = in.key_keep_BM ? in.key_keep_BM->to(at::kBool).contiguous() : at::ones({B, M}, at::kBool);
   at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
   auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
   auto oa = out.accessor<double, 4>();
+  auto qk = q_keep.accessor<bool, 2>(), kk = k_keep.accessor<bool, 2>();
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < N; ++i) {
-        if (in.query_keep_BN && !(*in.query_keep_BN)[b][i].item<bool>()) continue;
+        if (!qk[b][i]) continue;
         std::vector<double> logit(M, -std::numeric_limits<double>::infinity());
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < M; ++j) {
-          if (in.key_keep_BM && !(*in.key_keep_BM)[b][j].item<bool>()) continue;
+          if (!kk[b][j]) continue;
           if (in.causal && j > i) continue;
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) dot += qa[b][h][i][d] * ka[b][h][j][d];
@@ -79,6 +88,65 @@ inline at::Tensor naive_attention_f64(const AttentionInputs& in) {
 inline AttentionOutput run(const AttentionMethod& method, const AttentionInputs& in, uint64_t seed) {
   auto gen = make_generator(seed);
   return method.forward(in, gen);
+}
+
+// o_i = sum_j w_ij v_j / (1 + sum_j w_ij), w_ij = (s q_i.k_j)^p over kept (and causal) keys: the
+// oracle of polynomial attention (and of polysketch at its exact-sketch limit), a plain loop.
+// Padded positions may hold NaN (read as 0; padded keys are skipped, padded query rows stay 0).
+inline at::Tensor naive_polynomial_f64(const AttentionInputs& in, int64_t p) {
+  const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), M = in.k_BHMD.size(2);
+  const int64_t D = in.q_BHND.size(3), E = in.v_BHME.size(3);
+  const double s = in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(D));
+  const at::Tensor q = in.q_BHND.to(at::kDouble).nan_to_num(0).contiguous(),
+                   k = in.k_BHMD.to(at::kDouble).nan_to_num(0).contiguous(),
+                   v = in.v_BHME.to(at::kDouble).nan_to_num(0).contiguous();
+  const at::Tensor q_keep = in.query_keep_BN ? in.query_keep_BN->to(at::kBool).contiguous() : at::ones({B, N}, at::kBool);
+  const at::Tensor k_keep = in.key_keep_BM ? in.key_keep_BM->to(at::kBool).contiguous() : at::ones({B, M}, at::kBool);
+  at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
+  auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
+  auto oa = out.accessor<double, 4>();
+  auto qk = q_keep.accessor<bool, 2>(), kk = k_keep.accessor<bool, 2>();
+  std::vector<double> num(static_cast<size_t>(E));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < N; ++i) {
+        if (!qk[b][i]) continue;
+        std::fill(num.begin(), num.end(), 0.0);
+        double den = 1.0;
+        for (int64_t j = 0; j < M; ++j) {
+          if (!kk[b][j] || (in.causal && j > i)) continue;
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += qa[b][h][i][d] * ka[b][h][j][d];
+          const double w = std::pow(s * dot, static_cast<double>(p));
+          for (int64_t e = 0; e < E; ++e) num[static_cast<size_t>(e)] += w * va[b][h][j][e];
+          den += w;
+        }
+        for (int64_t e = 0; e < E; ++e) oa[b][h][i][e] = num[static_cast<size_t>(e)] / den;
+      }
+  return out;
+}
+
+inline std::unique_ptr<AttentionMethod> method_of(const nlohmann::json& options) { return make_attention(options); }
+
+// B = 2 (heads H, D = 8, E = 5, float64) with the tail of batch row 1 padded: its last M/4 keys,
+// and its last N/4 queries when N == M; NaN is written into every padded position.
+inline AttentionInputs padded_inputs(int64_t N, int64_t M, bool causal, uint64_t seed, double q_scale = 1.0,
+                                     int64_t heads = 3) {
+  AttentionInputs in = random_inputs(2, heads, N, M, 8, 5, at::kDouble, seed, q_scale);
+  in.causal = causal;
+  in.key_keep_BM = keep_mask({M, M - M / 4}, M);
+  in.k_BHMD = nan_padded(in.k_BHMD, *in.key_keep_BM);
+  in.v_BHME = nan_padded(in.v_BHME, *in.key_keep_BM);
+  if (N == M) {
+    in.query_keep_BN = in.key_keep_BM;
+    in.q_BHND = nan_padded(in.q_BHND, *in.query_keep_BN);
+  }
+  return in;
+}
+
+// ||approx - exact|| / ||exact|| (Frobenius), in float64.
+inline double relative_error(const at::Tensor& approx, const at::Tensor& exact) {
+  return (approx.to(at::kDouble) - exact).norm().item<double>() / exact.norm().item<double>();
 }
 
 // Streams like EXPECT_*: EXPECT_CLOSE(a, b, atol, rtol) << "context"; prints the worst element.

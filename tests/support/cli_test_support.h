@@ -21,7 +21,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "experiments/results_store.h"
+#include "experiments/runner/results_store.h"
 
 namespace smyrf::test {
 

@@ -1,0 +1,77 @@
+// Command family: running experiments.
+//   smyrf run CONFIG [--output FILE.h5] [--no-progress]
+//                      run a sweep (resumes; prints the report at the end); exit 1 when a run failed
+//   smyrf validate CONFIG
+//                      load, expand and check every run; runs nothing
+//   smyrf worker ...   internal: one run in its own process (started by `run`)
+// Tested by tests/test_experiments.cpp through the binary.
+#include <fmt/format.h>
+
+#include <memory>
+#include <optional>
+
+#include "experiments/cli/command_table.h"
+#include "experiments/report/report.h"
+#include "experiments/runner/runner.h"
+
+namespace smyrf {
+namespace {
+
+struct RunArgs {
+  std::string config_path, output;
+  bool no_progress = false;
+};
+
+int run_command(const RunArgs& args, const CliEnvironment& environment) {
+  RunnerOptions options;
+  options.config_path = args.config_path;
+  if (!args.output.empty()) options.output_override = args.output;
+  options.worker_executable = environment.self_executable;
+  options.progress = !args.no_progress;
+  const RunnerSummary summary = run_experiment(options);
+  fmt::print("\n{}", format_report(summary.output_path, false));
+  fmt::print("\n{} runs: {} completed, {} already complete, {} failed -> {}\n", summary.total, summary.completed,
+             summary.skipped, summary.failed, summary.output_path);
+  for (const auto& f : summary.failures) fmt::print(stderr, "failed: {}\n", f);
+  return summary.failed > 0 ? 1 : 0;
+}
+
+struct WorkerArgs {
+  std::string config_path, run_id, result_path, output, progress;
+};
+
+}  // namespace
+
+void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnvironment& environment) {
+  auto run_args = std::make_shared<RunArgs>();
+  auto* run = app.add_subcommand("run", "Run every point of a config's sweep into its HDF5 results file");
+  run->add_option("config", run_args->config_path, "experiment config (JSON)")->required();
+  run->add_option("--output,-o", run_args->output, "results file (overrides output.path)");
+  run->add_flag("--no-progress", run_args->no_progress, "no progress bar");
+  table.add(run, [run_args, environment] { return run_command(*run_args, environment); });
+
+  auto validate_config = std::make_shared<std::string>();
+  auto* validate = app.add_subcommand("validate", "Check a config: every run expanded and validated, nothing run");
+  validate->add_option("config", *validate_config, "experiment config (JSON)")->required();
+  table.add(validate, [validate_config] {
+    const ExperimentPlan plan = plan_experiment(*validate_config, std::nullopt);
+    fmt::print("{}: OK — pipeline {}, {} runs, results to {}\n", *validate_config, plan.pipeline,
+               plan.experiment.runs.size(), plan.output_path);
+    return 0;
+  });
+
+  auto worker_args = std::make_shared<WorkerArgs>();
+  auto* worker = app.add_subcommand("worker", "Internal: run one sweep point (used by `smyrf run`)");
+  worker->group("");  // hidden from --help
+  worker->add_option("config", worker_args->config_path)->required();
+  worker->add_option("--run-id", worker_args->run_id)->required();
+  worker->add_option("--result", worker_args->result_path)->required();
+  worker->add_option("--output", worker_args->output);
+  worker->add_option("--progress", worker_args->progress);
+  table.add(worker, [worker_args] {
+    const WorkerArgs& a = *worker_args;
+    return run_worker(a.config_path, a.run_id, a.result_path, a.output, a.progress);
+  });
+}
+
+}  // namespace smyrf
