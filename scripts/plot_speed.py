@@ -66,6 +66,11 @@ def knob_text(value):
     return text(value)
 
 
+def knob_cell(record, name):
+    """A knob's /summary cell, NaN when no run of the file has that knob (no column)."""
+    return record[name] if name in record.dtype.names else math.nan
+
+
 def read_summary(path):
     """Rows of /summary as dicts: run_id, status, method, label, n, error, and every metric column."""
     with h5py.File(path, "r") as f:
@@ -82,8 +87,8 @@ def read_summary(path):
             row["error"] = text(f["runs"][row["run_id"]].attrs.get("error", "")) if row["status"] == "failed" else ""
             # label: the method plus every knob that distinguishes its runs (N is the x axis)
             parts = []
-            # the paper's "#x C" notation; the runner records a knob only when the config sets it
-            hashes, cluster = record["n_hashes"], record["q_cluster_size"]
+            # the paper's "#x C" notation; /summary has a knob's column only when some run's method has it
+            hashes, cluster = knob_cell(record, "n_hashes"), knob_cell(record, "q_cluster_size")
             if not math.isnan(hashes) and not math.isnan(cluster):
                 parts.append(f"{knob_text(hashes)}x{knob_text(cluster)}")
             elif not math.isnan(hashes):
