@@ -1,5 +1,5 @@
 // The `smyrf` CLI end to end: the smoke sweep writes a results file whose numbers agree with the
-// methods' own guarantees; captured-QKV input; every bad input of issue #2 gives a clear message
+// methods' own guarantees; captured-QKV input; every bad input gives a clear message
 // and a non-zero exit code; a sweep killed with SIGKILL resumes with every completed run intact.
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// hyper (HyperAttention, Han et al. ICLR 2024), from the algorithm of the paper and its reference
-// code as digested in shared/reference/methods.md §1.
+// hyper (HyperAttention, Han et al. ICLR 2024), written from the algorithm of the paper and of its
+// reference code.
 //
 // Non-causal, N >= min_seq_len (else exact):
 //   1. sign-LSH: P projections [D, P] shared by queries and keys (drawn from the generator on every
@@ -26,8 +26,9 @@
 //           "min_seq_len": 4096, "bucket_order": "gray"}.
 // Exact: block_size >= M (one block, no sampling) or N < min_seq_len (causal: N <= min_seq_len).
 // Shapes: as attention_method.h; block scores [R, L, Cq, Ck], sample scores [R, L, Cq, m].
-// Tested by tests/attention/test_hyper.cpp (exactness limits, block part = brute-force masked dense,
-// Gray order, unbiased sample mass, causality through the recursion, padding, gradients).
+// Tested by tests/attention/test_hyper.cpp (block part = brute-force masked dense, Gray order,
+// unbiased sample mass) and tests/attention/test_method_contract.cpp (exactness limits, causality
+// through the recursion, padding, gradients).
 #pragma once
 
 #include "core/attention/attention_method.h"

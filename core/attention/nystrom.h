@@ -9,7 +9,8 @@
 // landmarks mix every position). No lse: the three softmaxes do not give one.
 // Exactness: landmarks = N = M with the exact pseudo-inverse equals dense (A A+ A = A).
 // Shapes: as attention_method.h; score buffers [R, N, m], [R, m, m], [R, m, M].
-// Tested by tests/attention/test_nystrom.cpp (exactness, iterative pinv converges, padding, gradients).
+// Tested by tests/attention/test_nystrom.cpp (iterative pinv converges) and
+// tests/attention/test_method_contract.cpp (exactness, padding, gradients).
 #pragma once
 
 #include "core/attention/attention_method.h"

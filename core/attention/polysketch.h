@@ -24,7 +24,8 @@
 // function the fidelity pipeline reports as rel_fro_error (it reports both).
 // Training memory: autograd keeps every block's r^2 self-tensors (about 2 N r^2 entries per row,
 // more than N^2 for N < 2 r^2); cost() counts the inference buffers. No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/attention/test_polysketch.cpp
-// (exact-sketch limit, block independence, causality, padding, gradients) and
+// (exact-sketch limit, block independence), tests/attention/test_method_contract.cpp (causality,
+// padding, gradients) and
 // tests/python/test_polysketch_numpy.py (an independent NumPy implementation on our draws).
 #pragma once
 

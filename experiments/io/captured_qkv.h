@@ -7,7 +7,8 @@
 //   group attributes scale, causal, layer, batch
 // The writer builds the file under a temporary name and renames it when committed, so a killed run
 // leaves no file that looks finished. Written by the capture pipeline, read by attention_fidelity
-// and `smyrf attend`; tested by tests/test_experiments.cpp and tests/python/test_captured_qkv*.py.
+// and `smyrf attend`; tested by tests/test_experiments.cpp, tests/test_pretrained.cpp and
+// tests/python/test_polysketch_numpy.py (reads `smyrf attend` output on a captured group).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// Pipeline table and the worker/runner result transport; see pipeline.h.
+// The pipeline table and the helpers pipelines share (sections, device, peak memory); see pipeline.h.
 #include "experiments/runner/pipeline.h"
 
 #include <ATen/Parallel.h>

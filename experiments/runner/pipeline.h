@@ -1,6 +1,7 @@
 // A pipeline turns one resolved run config into metrics (experiments/runner/results_store.h RunResult)
 // in two steps: plan() parses and checks every section it reads, once, into a typed plan (enums for
-// choices, sizes checked), and run() takes that plan and never looks at the JSON again. The runner
+// choices, sizes checked), and run() takes that plan. Attention objects stay JSON inside the plan:
+// a memory_budget is resolved at the data's shape, which some pipelines know only when they run. The runner
 // plans every run of a sweep before starting any (so a bad run fails the sweep up front), then each
 // worker process plans its one run and runs it. Pipelines live in experiments/pipelines/<name>.cpp
 // and are listed in pipeline.cpp's table; docs/architecture.md shows the flow. Tested through

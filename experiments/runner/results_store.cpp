@@ -248,7 +248,13 @@ void write_run_attrs(H5File& file, const StoredRun& run) {
                 dump_json(run.info.sweep_point.is_null() ? nlohmann::json::object() : run.info.sweep_point));
   file.set_attr(group, "method", run.info.method);
   nlohmann::json knob_names = nlohmann::json::array();
+  static const std::set<std::string> kRunAttributes = {"status",  "config_json", "sweep_point_json", "method",
+                                                       "knobs_json", "seed", "started", "finished",
+                                                       "error", "memory_fraction"};
   for (const auto& [name, value] : run.info.knobs) {
+    if (kRunAttributes.count(name))
+      throw Error(fmt::format("method '{}' reports a knob named '{}', which is a run attribute of the results "
+                              "file; rename the knob", run.info.method, name));
     file.set_attr(group, name, value);
     knob_names.push_back(name);
   }

@@ -3,8 +3,8 @@
 //   /                      attrs: schema_version, harness_version, git_sha, git_dirty, created_utc,
 //                                 host, device, torch_version, config_json (config as given)
 //   /runs/<run_id>/        attrs: status, config_json (resolved), sweep_point_json, method,
-//                                 [n_hashes, q_cluster_size, k_cluster_size], seed, started,
-//                                 [finished, error, memory_fraction]
+//                                 knobs_json and one integer attribute per knob it names, seed,
+//                                 started, [finished, error, memory_fraction]
 //   /runs/<run_id>/metrics/<name>   float64 scalar, attrs unit, higher_is_better
 //   /runs/<run_id>/curves/<name>    1-D float64
 //   /runs/<run_id>/tensors/<name>   N-D float64 (float32 when NamedArray::store_float32)
@@ -110,8 +110,8 @@ struct SummaryColumn {
   std::string unit;    // metrics only: the first unit seen for that metric
 };
 
-// The /summary columns for these runs, in order: run_id, status, method; knobs n_hashes,
-// q_cluster_size, k_cluster_size (float64, NaN when a run has none); one per sweep-point key in
+// The /summary columns for these runs, in order: run_id, status, method; one per knob of the runs'
+// methods (float64, NaN when a run's method has none); one per sweep-point key in
 // order of first appearance (named by the leaf of the dotted path, or the full path when leaves
 // collide; float64 when every value is a number, else strings, "" / NaN when absent); then every
 // metric name of any run, sorted (float64, NaN when a run lacks it). Rows follow `runs`.

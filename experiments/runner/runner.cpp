@@ -142,7 +142,7 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
   if (fs::exists(result_path)) {
     try {
       result = read_worker_result(result_path);
-    } catch (const Error&) {
+    } catch (const std::exception&) {
       // a worker killed while writing leaves half a file: reported below from its exit status
     }
   }
