@@ -278,8 +278,9 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
         std::error_code ec;
         fs::rename(tmp, progress_path, ec);  // the runner never sees half a file
       };
-    const std::unique_ptr<const RunPlan> plan = pipeline.plan(run->config, context);
+    // threads first, before planning touches LibTorch, as the pipelines did when they set them
     set_torch_threads(run->config.value("threads", 0));  // 0: every core
+    const std::unique_ptr<const RunPlan> plan = pipeline.plan(run->config, context);
     RunResult result = pipeline.run(*plan, context);
     // this process's own high-water mark (a parent-side rusage would include the runner's pages
     // inherited at fork)
