@@ -324,7 +324,9 @@ TEST_P(MethodContract, ExactAtItsLimitAgainstTheLoopOracle) {
         << "methods_without_exactness_limit() why it has none";
     EXPECT_FALSE(method_of(nlohmann::json{{"method", name}})->capabilities().exact)
         << name << " says it is exact, so its default options belong in exact_cases()";
-    GTEST_SKIP() << name << " has no exactness limit: " << why->second;
+    // what such a method owes is checked above: a stated reason, and no claim to be exact
+    std::cout << "[ CONTRACT ] " << name << " has no exactness limit: " << why->second << "\n";
+    return;
   }
   if (exact_size_exceptions().count(name) == 0) {
     bool n97 = false, n1013 = false, m_not_n = false;
@@ -538,8 +540,10 @@ TEST_P(MethodContract, HoldsNoNByMBuffer) {
       // no size knob: the method computes every score by design, and its cost() must say so
       const double f = method->cost(shape).memory_fraction;
       EXPECT_GE(f, 1.0) << options.dump() << " has no size knob, so its cost() must count every score";
-      GTEST_SKIP() << options.dump() << " has no size knob: it computes every score by design (memory_fraction " << f
-                   << ")";
+      // checked above: its cost() counts every score; there is no buffer budget to hold it to
+      std::cout << "[ CONTRACT ] " << options.dump() << " has no size knob: it computes every score by design "
+                << "(memory_fraction " << f << ")\n";
+      return;
     }
   }
   const AttentionInputs in = random_inputs(1, 1, N, N, 32, 32, at::kFloat, 60);
