@@ -192,7 +192,7 @@ LoadedImages load_all(const ImageFolder& folder, const std::function<void(size_t
 
   LoadedImages result;
   result.resolution = resolution;
-  result.pixels_NHWC.resize(n * image_bytes);
+  result.pixels_BVWC.resize(n * image_bytes);
   std::vector<char> status(n, kPending), upscaled(n, 0);
   std::vector<std::string> reasons(n);
 
@@ -214,7 +214,7 @@ LoadedImages load_all(const ImageFolder& folder, const std::function<void(size_t
         RgbImage image;
         bool up = false;
         if (folder.try_load(i, image, reasons[i], &up)) {
-          std::memcpy(result.pixels_NHWC.data() + i * image_bytes, image.pixels_HWC.data(), image_bytes);
+          std::memcpy(result.pixels_BVWC.data() + i * image_bytes, image.pixels_VWC.data(), image_bytes);
           status[i] = kGood;
           upscaled[i] = up;
         } else {
@@ -281,7 +281,7 @@ LoadedImages load_all(const ImageFolder& folder, const std::function<void(size_t
       continue;
     }
     if (kept != i)
-      std::memmove(result.pixels_NHWC.data() + kept * image_bytes, result.pixels_NHWC.data() + i * image_bytes,
+      std::memmove(result.pixels_BVWC.data() + kept * image_bytes, result.pixels_BVWC.data() + i * image_bytes,
                    image_bytes);
     result.files.push_back(folder.file(i));
     result.upscaled += upscaled[i] ? 1 : 0;
@@ -293,7 +293,7 @@ LoadedImages load_all(const ImageFolder& folder, const std::function<void(size_t
         "folder described in {}",
         n, folder.options().path, result.skipped_images[0].file, result.skipped_images[0].reason, kFetchDoc));
   }
-  result.pixels_NHWC.resize(kept * image_bytes);
+  result.pixels_BVWC.resize(kept * image_bytes);
   result.count = static_cast<int64_t>(kept);
   result.skipped = result.skipped_images.size();
   return result;

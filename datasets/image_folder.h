@@ -16,7 +16,7 @@
 // smaller than the resolution is not bad: it is upscaled (bilinear) and counted in `upscaled`.
 // Missing or image-less folder: IoError naming the path and pointing at scripts/fetch_celebahq.md.
 //
-// load_all returns pixels_NHWC [N, R, R, 3] uint8 (N * R * R * 3 bytes: 30,000 images at R = 128
+// load_all returns pixels_BVWC [N, R, R, 3] uint8 (N * R * R * 3 bytes: 30,000 images at R = 128
 // are 1.47 GB), decoding on up to hardware_concurrency() threads; the result is identical for any
 // thread count (each image goes to its own slot, skipped ones are removed in listing order).
 // Tested by tests/light/test_image_folder.cpp on tests/data/celebahq_tiny and temporary folders.
@@ -56,7 +56,7 @@ struct SkippedImage {
 struct LoadedImages {
   int64_t resolution = 0;
   int64_t count = 0;                 // N, images kept
-  std::vector<uint8_t> pixels_NHWC;  // N * R * R * 3
+  std::vector<uint8_t> pixels_BVWC;  // N * R * R * 3
   std::vector<std::string> files;    // N full paths, in order
   size_t skipped = 0;                // == skipped_images.size()
   std::vector<SkippedImage> skipped_images;

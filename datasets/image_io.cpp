@@ -111,9 +111,9 @@ bool read_file_bytes(const std::string& path, std::vector<unsigned char>& bytes,
 
 void check_image(const RgbImage& image, const char* what) {
   SMYRF_CHECK(image.height >= 1 && image.width >= 1 &&
-                  image.pixels_HWC.size() == static_cast<size_t>(image.height * image.width * 3),
+                  image.pixels_VWC.size() == static_cast<size_t>(image.height * image.width * 3),
               "{}: image must be at least 1x1 with height*width*3 = {}*{}*3 bytes, got {} bytes", what, image.height,
-              image.width, image.pixels_HWC.size());
+              image.width, image.pixels_VWC.size());
 }
 
 }  // namespace
@@ -139,7 +139,7 @@ bool try_decode_image(const std::string& path, RgbImage& out, std::string& reaso
   }
   out.height = height;
   out.width = width;
-  out.pixels_HWC.assign(pixels, pixels + static_cast<size_t>(height) * static_cast<size_t>(width) * 3);
+  out.pixels_VWC.assign(pixels, pixels + static_cast<size_t>(height) * static_cast<size_t>(width) * 3);
   stbi_image_free(pixels);
   return true;
 }
@@ -151,14 +151,14 @@ RgbImage decode_image(const std::string& path) {
   return image;
 }
 
-void write_png(const std::string& path, const uint8_t* pixels_HWC, int64_t height, int64_t width, int64_t channels) {
+void write_png(const std::string& path, const uint8_t* pixels_VWC, int64_t height, int64_t width, int64_t channels) {
   SMYRF_CHECK(channels >= 1 && channels <= 4, "write_png '{}': channels must be 1..4, got {}", path, channels);
   SMYRF_CHECK(height >= 1 && width >= 1 && height <= kMaxSide && width <= kMaxSide,
               "write_png '{}': height and width must be in 1..{}, got {}x{}", path, kMaxSide, height, width);
-  SMYRF_CHECK(pixels_HWC != nullptr, "write_png '{}': pixels_HWC is null", path);
+  SMYRF_CHECK(pixels_VWC != nullptr, "write_png '{}': pixels_VWC is null", path);
   const int stride_bytes = static_cast<int>(width * channels);
   if (stbi_write_png(path.c_str(), static_cast<int>(width), static_cast<int>(height), static_cast<int>(channels),
-                     pixels_HWC, stride_bytes) == 0) {
+                     pixels_VWC, stride_bytes) == 0) {
     throw IoError(
         fmt::format("cannot write PNG '{}': check that its directory exists and is writable and that the "
                     "disk has space",
@@ -168,7 +168,7 @@ void write_png(const std::string& path, const uint8_t* pixels_HWC, int64_t heigh
 
 void write_png(const std::string& path, const RgbImage& image) {
   check_image(image, "write_png");
-  write_png(path, image.pixels_HWC.data(), image.height, image.width, /*channels=*/3);
+  write_png(path, image.pixels_VWC.data(), image.height, image.width, /*channels=*/3);
 }
 
 RgbImage resize_area(const RgbImage& image, int64_t out_h, int64_t out_w) {
@@ -183,11 +183,11 @@ RgbImage resize_area(const RgbImage& image, int64_t out_h, int64_t out_w) {
   const AxisFilter fx = make_axis_filter(in_w, out_w);
   const AxisFilter fy = make_axis_filter(in_h, out_h);
 
-  // Pass 1, along x: rows_HWC[y][ox][c] = sum_x wx * in[y][x][c] (scaled by fx.denominator).
-  std::vector<int64_t> rows_HWC(static_cast<size_t>(in_h * out_w * 3), 0);
+  // Pass 1, along x: rows_VWC[y][ox][c] = sum_x wx * in[y][x][c] (scaled by fx.denominator).
+  std::vector<int64_t> rows_VWC(static_cast<size_t>(in_h * out_w * 3), 0);
   for (int64_t y = 0; y < in_h; ++y) {
-    const uint8_t* src = image.pixels_HWC.data() + y * in_w * 3;
-    int64_t* dst = rows_HWC.data() + y * out_w * 3;
+    const uint8_t* src = image.pixels_VWC.data() + y * in_w * 3;
+    int64_t* dst = rows_VWC.data() + y * out_w * 3;
     for (int64_t ox = 0; ox < out_w; ++ox) {
       int64_t acc[3] = {0, 0, 0};
       for (size_t t = fx.begin[ox]; t < fx.begin[ox + 1]; ++t) {
@@ -203,16 +203,16 @@ RgbImage resize_area(const RgbImage& image, int64_t out_h, int64_t out_w) {
   RgbImage out;
   out.height = out_h;
   out.width = out_w;
-  out.pixels_HWC.resize(static_cast<size_t>(out_h * out_w * 3));
+  out.pixels_VWC.resize(static_cast<size_t>(out_h * out_w * 3));
   std::vector<int64_t> acc(static_cast<size_t>(out_w * 3));
   for (int64_t oy = 0; oy < out_h; ++oy) {
     std::fill(acc.begin(), acc.end(), 0);
     for (size_t t = fy.begin[oy]; t < fy.begin[oy + 1]; ++t) {
-      const int64_t* row = rows_HWC.data() + fy.taps[t].index * out_w * 3;
+      const int64_t* row = rows_VWC.data() + fy.taps[t].index * out_w * 3;
       const int64_t w = fy.taps[t].weight;
       for (int64_t k = 0; k < out_w * 3; ++k) acc[k] += w * row[k];
     }
-    uint8_t* dst = out.pixels_HWC.data() + oy * out_w * 3;
+    uint8_t* dst = out.pixels_VWC.data() + oy * out_w * 3;
     for (int64_t k = 0; k < out_w * 3; ++k) {
       const int64_t rounded = (2 * acc[k] + denominator) / (2 * denominator);  // acc >= 0: floor(v + 1/2)
       dst[k] = static_cast<uint8_t>(std::min<int64_t>(rounded, 255));
@@ -229,10 +229,10 @@ RgbImage center_crop_square(const RgbImage& image) {
   RgbImage out;
   out.height = side;
   out.width = side;
-  out.pixels_HWC.resize(static_cast<size_t>(side * side * 3));
+  out.pixels_VWC.resize(static_cast<size_t>(side * side * 3));
   for (int64_t y = 0; y < side; ++y) {
-    const uint8_t* src = image.pixels_HWC.data() + ((top + y) * image.width + left) * 3;
-    std::copy(src, src + side * 3, out.pixels_HWC.data() + y * side * 3);
+    const uint8_t* src = image.pixels_VWC.data() + ((top + y) * image.width + left) * 3;
+    std::copy(src, src + side * 3, out.pixels_VWC.data() + y * side * 3);
   }
   return out;
 }
@@ -241,8 +241,8 @@ RgbImage flip_horizontal(const RgbImage& image) {
   check_image(image, "flip_horizontal");
   RgbImage out = image;
   for (int64_t y = 0; y < image.height; ++y) {
-    const uint8_t* src = image.pixels_HWC.data() + y * image.width * 3;
-    uint8_t* dst = out.pixels_HWC.data() + y * image.width * 3;
+    const uint8_t* src = image.pixels_VWC.data() + y * image.width * 3;
+    uint8_t* dst = out.pixels_VWC.data() + y * image.width * 3;
     for (int64_t x = 0; x < image.width; ++x) std::copy(src + x * 3, src + x * 3 + 3, dst + (image.width - 1 - x) * 3);
   }
   return out;

@@ -1,7 +1,7 @@
 // Image I/O and resampling for the image datasets (torch-free): decode JPEG/PNG to 8-bit RGB, write
 // PNG, crop, flip, and resize with an exact area (box) filter for downscaling.
 //
-// Pixels are uint8, row-major, channels last: pixels_HWC[(y * width + x) * 3 + c], c = R, G, B.
+// Pixels are uint8, row-major, channels last: pixels_VWC[(y * width + x) * 3 + c], c = R, G, B.
 // Decoding is stb_image (Debian libstb-dev): baseline and progressive JPEG, 8/16-bit PNG. Grey
 // images become R = G = B, an alpha channel is dropped (not composited: PIL's convert("RGB") does
 // the same), 16-bit samples keep their high byte, EXIF orientation is ignored (CelebA-HQ has none).
@@ -32,9 +32,9 @@ namespace smyrf {
 struct RgbImage {
   int64_t height = 0;
   int64_t width = 0;
-  std::vector<uint8_t> pixels_HWC;  // height * width * 3
+  std::vector<uint8_t> pixels_VWC;  // height * width * 3
 
-  uint8_t at(int64_t y, int64_t x, int64_t c) const { return pixels_HWC[static_cast<size_t>((y * width + x) * 3 + c)]; }
+  uint8_t at(int64_t y, int64_t x, int64_t c) const { return pixels_VWC[static_cast<size_t>((y * width + x) * 3 + c)]; }
 };
 
 // Decodes a JPEG or PNG file (stb_image also reads BMP, GIF, TGA, PSD, PNM) to RGB.
@@ -49,7 +49,7 @@ constexpr int64_t kMaxDecodePixels = int64_t{1} << 28;  // 16384^2: a 768 MiB RG
 // Writes a PNG with `channels` (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) interleaved channels per pixel,
 // rows of width * channels bytes. IoError naming the file when it cannot be written (missing
 // directory, no permission, disk full).
-void write_png(const std::string& path, const uint8_t* pixels_HWC, int64_t height, int64_t width, int64_t channels);
+void write_png(const std::string& path, const uint8_t* pixels_VWC, int64_t height, int64_t width, int64_t channels);
 void write_png(const std::string& path, const RgbImage& image);
 
 // Resizes to out_h x out_w, area average when shrinking and bilinear when enlarging, each axis on

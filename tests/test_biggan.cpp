@@ -1,7 +1,7 @@
 // BigGAN G and D (core/models/biggan.h): shapes at every resolution, BigGAN-PyTorch parameter names,
 // spectral norm against the SVD, the attention block against a float64 oracle written here from
 // the formulas, SMYRF at full memory equal to dense, determinism, gradients, save/load, config errors.
-// Shape legend: B batch, Z dim_z, R resolution, C channels, X positions.
+// Shape legend: B batch, Z dim_z, A image side (resolution), C channels, X positions.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -105,7 +105,7 @@ TEST(BigGan, SpectralNormConvergesToTheLargestSingularValue) {
 }
 
 // The block's output from its own parameters by the formulas of biggan.h, in float64.
-at::Tensor biggan_attention_oracle(const std::map<std::string, at::Tensor>& p, const at::Tensor& x_BCHW) {
+at::Tensor biggan_attention_oracle(const std::map<std::string, at::Tensor>& p, const at::Tensor& x_BCVW) {
   auto sn = [&](const std::string& name) {
     const at::Tensor w = p.at(name + ".weight").to(at::kDouble), u0 = p.at(name + ".u0").to(at::kDouble);
     const at::Tensor w_mat = w.reshape({w.size(0), -1});
@@ -115,8 +115,8 @@ at::Tensor biggan_attention_oracle(const std::map<std::string, at::Tensor>& p, c
     u = u / u.norm();
     return w_mat / v.matmul(w_mat.t()).matmul(u.t()).item<double>();
   };
-  const int64_t b = x_BCHW.size(0), c = x_BCHW.size(1), h = x_BCHW.size(2), w = x_BCHW.size(3);
-  const at::Tensor x_BCX = x_BCHW.reshape({b, c, h * w});
+  const int64_t b = x_BCVW.size(0), c = x_BCVW.size(1), h = x_BCVW.size(2), w = x_BCVW.size(3);
+  const at::Tensor x_BCX = x_BCVW.reshape({b, c, h * w});
   auto conv1x1 = [&](const std::string& name, const at::Tensor& in_BCX) { return sn(name).matmul(in_BCX); };
   auto pool = [&](const at::Tensor& t_BCX) {
     return at::max_pool2d(t_BCX.reshape({b, t_BCX.size(1), h, w}), {2, 2}).reshape({b, t_BCX.size(1), -1});
@@ -124,7 +124,7 @@ at::Tensor biggan_attention_oracle(const std::map<std::string, at::Tensor>& p, c
   const at::Tensor theta = conv1x1("theta", x_BCX), phi = pool(conv1x1("phi", x_BCX)), g = pool(conv1x1("g", x_BCX));
   const at::Tensor beta = at::softmax(theta.transpose(1, 2).matmul(phi), -1);  // [B, X, X/4], unscaled
   const at::Tensor o = conv1x1("o", g.matmul(beta.transpose(1, 2)));
-  return x_BCHW + p.at("gamma").to(at::kDouble).item<double>() * o.reshape({b, c, h, w});
+  return x_BCVW + p.at("gamma").to(at::kDouble).item<double>() * o.reshape({b, c, h, w});
 }
 
 TEST(BigGan, AttentionBlockMatchesTheFloat64OracleWithBuiltInAndRegistryDense) {

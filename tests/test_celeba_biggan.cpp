@@ -72,8 +72,8 @@ TEST(CelebaBigGan, SmokeConfigTrainsWithSmyrfWritesGridsAndAKilledRunResumesToTh
     EXPECT_EQ(grid.height, 4 * 32 + 5 * 2);
     EXPECT_EQ(grid.width, 4 * 32 + 5 * 2);
   }
-  EXPECT_NE(decode_image((samples / "step_000025.png").string()).pixels_HWC,
-            decode_image((samples / "step_000050.png").string()).pixels_HWC);
+  EXPECT_NE(decode_image((samples / "step_000025.png").string()).pixels_VWC,
+            decode_image((samples / "step_000050.png").string()).pixels_VWC);
   EXPECT_FALSE(fs::exists(run_checkpoints(whole, "run"))) << "checkpoints are removed once the run completes";
   // The trained model stays, in the layout biggan_pretrained loads.
   fs::path models(whole);
@@ -96,8 +96,8 @@ TEST(CelebaBigGan, SmokeConfigTrainsWithSmyrfWritesGridsAndAKilledRunResumesToTh
     EXPECT_EQ(curve_of(b, name), curve_of(a, name)) << name;
   for (const char* name : {"g_loss_final", "d_loss_real_final", "d_loss_fake_final", "memory_fraction"})
     EXPECT_EQ(metric_value(b, name), metric_value(a, name)) << name;
-  EXPECT_EQ(decode_image((samples_of(killed, "run") / "final.png").string()).pixels_HWC,
-            decode_image((samples / "final.png").string()).pixels_HWC);
+  EXPECT_EQ(decode_image((samples_of(killed, "run") / "final.png").string()).pixels_VWC,
+            decode_image((samples / "final.png").string()).pixels_VWC);
 }
 
 TEST(CelebaBigGan, InceptionWeightsGiveFidKidAndIsWithTheirProtocol) {

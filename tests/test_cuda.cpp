@@ -30,7 +30,7 @@ TEST(Cuda, ProjectionHashMatchesCpuTwin) {
 TEST(Cuda, EntryPointRefusesWhatItCannotRunWithAReason) {
   // Runs in every build: without kernels the CUDA entry point says how to get them; with kernels
   // it refuses CPU tensors by name instead of launching on host memory.
-  const std::string expected = cuda_kernels_built() ? "x_RLD must be a CUDA tensor" : "this build has no CUDA kernels";
+  const std::string expected = cuda_kernels_built() ? "x_RTD must be a CUDA tensor" : "this build has no CUDA kernels";
   try {
     projection_hash_cuda(at::zeros({1, 2, 3}), at::Tensor(), at::zeros({1, 3}), 0);
     FAIL() << "expected an error";

@@ -52,10 +52,10 @@ TEST(FidFrechet, SingularCovariancesMatchTheNuclearNormForm) {
     const auto [w, v] = at::linalg_eigh(s);
     return at::matmul(v * w.clamp_min(0).sqrt(), v.t());
   };
-  const double nuclear = at::linalg_svdvals(at::matmul(sqrt_psd(a.sigma_DD), sqrt_psd(b.sigma_DD))).sum().item<double>();
+  const double nuclear = at::linalg_svdvals(at::matmul(sqrt_psd(a.sigma_CC), sqrt_psd(b.sigma_CC))).sum().item<double>();
   const at::Tensor diff = a.mu_D - b.mu_D;
-  const double expected = at::dot(diff, diff).item<double>() + a.sigma_DD.trace().item<double>() +
-                          b.sigma_DD.trace().item<double>() - 2 * nuclear;
+  const double expected = at::dot(diff, diff).item<double>() + a.sigma_CC.trace().item<double>() +
+                          b.sigma_CC.trace().item<double>() - 2 * nuclear;
   EXPECT_NEAR(frechet_distance(a, b), expected, 1e-10 * expected);
 }
 
@@ -75,7 +75,7 @@ TEST(FidFrechet, FeatureStatsAreMeanAndUnbiasedCovariance) {
       double mean_j = 0, cov = 0;
       for (int64_t n = 0; n < 7; ++n) mean_j += xa[n][j] / 7.0;
       for (int64_t n = 0; n < 7; ++n) cov += (xa[n][i] - mean_i) * (xa[n][j] - mean_j) / 6.0;  // N - 1
-      EXPECT_NEAR(s.sigma_DD[i][j].item<double>(), cov, 1e-12);
+      EXPECT_NEAR(s.sigma_CC[i][j].item<double>(), cov, 1e-12);
     }
   }
   EXPECT_THROW(feature_stats(at::randn({1, 3})), c10::Error);  // one row has no covariance
@@ -123,11 +123,11 @@ TEST(FidFrechet, RefusesMismatchedOrBrokenStatistics) {
   const FeatureStats a = feature_stats(at::randn({10, 4}, gen)), b = feature_stats(at::randn({10, 5}, gen));
   EXPECT_THROW(frechet_distance(a, b), c10::Error);
   FeatureStats nan = a;
-  nan.sigma_DD = a.sigma_DD.clone();
-  nan.sigma_DD[0][0] = std::nan("");
+  nan.sigma_CC = a.sigma_CC.clone();
+  nan.sigma_CC[0][0] = std::nan("");
   EXPECT_THROW(frechet_distance(a, nan), c10::Error);
   FeatureStats bad_shape = a;
-  bad_shape.sigma_DD = at::zeros({4, 3}, at::kDouble);
+  bad_shape.sigma_CC = at::zeros({4, 3}, at::kDouble);
   EXPECT_THROW(frechet_distance(a, bad_shape), c10::Error);
 }
 
@@ -321,7 +321,7 @@ TEST(FidInception, BatchedRunTakesUint8AndRefusesOutOfRangeFloats) {
       });
   EXPECT_EQ(last_done, 3);
   const at::Tensor whole = net->forward(images_u8.to(at::kFloat) / 255.0).pool3_B2048;
-  EXPECT_TRUE(at::allclose(batched.pool3_N2048, whole, /*rtol=*/1e-4, /*atol=*/1e-5));
+  EXPECT_TRUE(at::allclose(batched.pool3_B2048, whole, /*rtol=*/1e-4, /*atol=*/1e-5));
   EXPECT_EQ(inception_features(net, images_u8.narrow(0, 0, 1), 3).sizes(), at::IntArrayRef({1, kFidInceptionFeatures}));
   const std::string m = test::error_of<c10::Error>([&] { inception_outputs(net, images_u8.to(at::kFloat) / 127.5 - 1.0, 3); });
   EXPECT_NE(m.find("(x + 1) / 2"), std::string::npos) << m;
@@ -338,7 +338,7 @@ TEST_F(FidInceptionFiles, StatsFilesRoundTripAndRefuseOtherNetworks) {
   write_feature_stats(path, stats, source);
   const StoredFeatureStats back = read_feature_stats(path);
   EXPECT_TRUE(at::equal(back.stats.mu_D, stats.mu_D));
-  EXPECT_TRUE(at::equal(back.stats.sigma_DD, stats.sigma_DD));
+  EXPECT_TRUE(at::equal(back.stats.sigma_CC, stats.sigma_CC));
   EXPECT_EQ(back.stats.count, 20);
   EXPECT_EQ(back.source.weights_sha256, "abc");
   FeatureSource other = source;

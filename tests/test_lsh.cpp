@@ -62,8 +62,8 @@ TEST(BalancedClustering, ClustersEqualSortingTheExplicitTransformAlongEachDirect
   const SmyrfClusters c = method.cluster(in, gen);
   const at::Tensor q = in.q_BHND.reshape({2, 97, 6}), k = in.k_BHMD.reshape({2, 97, 6});
   const auto ext = xbox_plus_extensions(q, k);
-  const at::Tensor hq = at::matmul(xbox_plus_queries(q, ext.q_ext_RN), c.directions_HX.t());  // [R, N, #]
-  const at::Tensor hk = at::matmul(xbox_plus_keys(k, ext.k_ext_RM), c.directions_HX.t());
+  const at::Tensor hq = at::matmul(xbox_plus_queries(q, ext.q_ext_RN), c.directions_UX.t());  // [R, N, #]
+  const at::Tensor hk = at::matmul(xbox_plus_keys(k, ext.k_ext_RM), c.directions_UX.t());
   const int64_t L = c.geometry.n_clusters;
   for (int64_t r = 0; r < 2; ++r)
     for (int64_t t = 0; t < 3; ++t) {
@@ -73,10 +73,10 @@ TEST(BalancedClustering, ClustersEqualSortingTheExplicitTransformAlongEachDirect
         // slots (14 slots per cluster, the spare one a dummy)
         const int64_t lo = cluster * 97 / L, n = (cluster + 1) * 97 / L - lo;
         const int64_t slot = cluster * c.geometry.q_cluster_size;
-        const at::Tensor ours = std::get<0>(c.perm_q_RHN[r][t].narrow(0, slot, n).sort());
+        const at::Tensor ours = std::get<0>(c.perm_q_RUN[r][t].narrow(0, slot, n).sort());
         const at::Tensor theirs = std::get<0>(order_q.narrow(0, lo, n).sort());
         EXPECT_TRUE(at::equal(ours, theirs)) << "query cluster " << cluster;
-        const at::Tensor ours_k = std::get<0>(c.perm_k_RHM[r][t].narrow(0, slot, n).sort());
+        const at::Tensor ours_k = std::get<0>(c.perm_k_RUM[r][t].narrow(0, slot, n).sort());
         EXPECT_TRUE(at::equal(ours_k, std::get<0>(order_k.narrow(0, lo, n).sort()))) << "key cluster " << cluster;
       }
     }

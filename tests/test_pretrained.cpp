@@ -106,7 +106,7 @@ TEST(PretrainedDropin, SmokeSweepOnMiniLmAgreesWithTheMethodsGuarantees) {
     EXPECT_GT(metric_of(dense, name), 0.0) << name;
     EXPECT_LE(metric_of(dense, name), 1.0) << name;
   }
-  const auto& spectra = dense.result.tensors.at("attention_singular_values_LHK");
+  const auto& spectra = dense.result.tensors.at("attention_singular_values_YHI");
   ASSERT_EQ(spectra.dims.size(), 3u);
   EXPECT_EQ(spectra.dims[0], 6);
   EXPECT_EQ(spectra.dims[1], 12);
@@ -126,7 +126,7 @@ TEST(PretrainedDropin, SmokeSweepOnMiniLmAgreesWithTheMethodsGuarantees) {
   EXPECT_DOUBLE_EQ(metric_of(two, "memory_fraction"), 0.5);
   for (const auto& [name, run] : runs) {
     EXPECT_GT(metric_of(run, "tokens_per_s"), 0.0) << name;
-    EXPECT_EQ(run.result.tensors.at("hidden_rel_error_L").data.size(), 7u) << name;
+    EXPECT_EQ(run.result.tensors.at("hidden_rel_error_Y").data.size(), 7u) << name;
   }
 }
 
@@ -138,10 +138,10 @@ TEST(PretrainedDropin, AttentionInChosenLayersOnly) {
   const test::CliResult r = test::run_cli("run --no-progress " + config + " --output " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const StoredRun run = ResultsStore::open_existing(out).read_runs(true).at(0);
-  const auto& hidden = run.result.tensors.at("hidden_rel_error_L").data;  // embeddings, layers 0..5
+  const auto& hidden = run.result.tensors.at("hidden_rel_error_Y").data;  // embeddings, layers 0..5
   for (int l = 0; l <= 4; ++l) EXPECT_EQ(hidden[static_cast<size_t>(l)], 0.0) << "before layer 4, output " << l;
   EXPECT_GT(hidden[5], 0.0);
-  const auto& attention = run.result.tensors.at("attention_rel_error_L").data;
+  const auto& attention = run.result.tensors.at("attention_rel_error_Y").data;
   EXPECT_GT(attention[4], 0.0);
   EXPECT_GT(attention[5], 0.0);
   EXPECT_DOUBLE_EQ(metric_of(run, "memory_fraction"), (4 * 1.0 + 2 * 0.25) / 6);

@@ -147,8 +147,8 @@ TEST(SmyrfBackward, EveryInstructionSetMatchesTheTwinsGradients) {
       const SmyrfClusters clusters = twin_method->cluster(zeroed, cluster_gen);
       ClusteredCall call;
       if (c.padded) call.key_keep_RM = in.key_keep_BM->unsqueeze(1).expand({c.B, c.H, c.M}).reshape({R, c.M}).contiguous();
-      call.perm_q_RHN = clusters.perm_q_RHN;
-      call.perm_k_RHM = clusters.perm_k_RHM;
+      call.perm_q_RUN = clusters.perm_q_RUN;
+      call.perm_k_RUM = clusters.perm_k_RUM;
       call.q_cluster_size = clusters.geometry.q_cluster_size;
       call.k_cluster_size = clusters.geometry.k_cluster_size;
       call.scale = zeroed.scale;
@@ -188,7 +188,7 @@ TEST(SmyrfBackward, OneClusterEqualsDenseGradients) {
   for (int64_t n_hashes : {1, 2, 4}) {
     Gradients fused = gradients_through(*smyrf_method(n_hashes, c.N, SmyrfKernel::kFused), in, 3, w_out, w_lse);
     const Gradients dense = gradients_through(DenseAttention(), in, 3, w_out, w_lse);
-    // # hashes of the same single cluster: lse grows by log #, the output and its gradients do not
+    // U hashes of the same single cluster: lse grows by log U, the output and its gradients do not
     // (the lse weight's gradient is spread over # copies of every key)
     fused.lse = fused.lse - std::log(static_cast<double>(n_hashes));
     expect_same_gradients(fused, dense, 1e-11, 1e-9, fmt::format("# {}", n_hashes));
@@ -303,8 +303,8 @@ TEST(SmyrfDropout, KeepsOneMinusPOfTheKeysAndIsUnbiased) {
   auto gen = make_generator(801);
   const SmyrfClusters clusters = method->cluster(scaled, gen);
   ClusteredCall call;
-  call.perm_q_RHN = clusters.perm_q_RHN;
-  call.perm_k_RHM = clusters.perm_k_RHM;
+  call.perm_q_RUN = clusters.perm_q_RUN;
+  call.perm_k_RUM = clusters.perm_k_RUM;
   call.q_cluster_size = clusters.geometry.q_cluster_size;
   call.k_cluster_size = clusters.geometry.k_cluster_size;
   call.scale = scaled.scale;

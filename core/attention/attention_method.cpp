@@ -17,15 +17,15 @@
 namespace smyrf {
 namespace {
 
-void check_finite_where_kept(const at::Tensor& x, const std::optional<at::Tensor>& keep_BL,
+void check_finite_where_kept(const at::Tensor& x, const std::optional<at::Tensor>& keep_BT,
                              const char* name) {
   at::NoGradGuard no_grad;
   // One reduction decides the common case: a NaN or Inf anywhere makes the sum non-finite (a
   // finite overflow only costs the full check below).
-  const at::Tensor x_kept = keep_BL ? at::where(keep_BL->view({x.size(0), 1, x.size(2), 1}), x, 0.0) : x;
+  const at::Tensor x_kept = keep_BT ? at::where(keep_BT->view({x.size(0), 1, x.size(2), 1}), x, 0.0) : x;
   if (std::isfinite(x_kept.sum().item<double>())) return;
   at::Tensor finite = at::isfinite(x);  // [B, H, L, X]
-  if (keep_BL) finite = at::logical_or(finite, keep_BL->logical_not().view({x.size(0), 1, x.size(2), 1}));
+  if (keep_BT) finite = at::logical_or(finite, keep_BT->logical_not().view({x.size(0), 1, x.size(2), 1}));
   if (finite.all().item<bool>()) return;
   const at::Tensor bad = at::nonzero(finite.logical_not()).select(0, 0);
   throw Error(fmt::format(
@@ -35,9 +35,9 @@ void check_finite_where_kept(const at::Tensor& x, const std::optional<at::Tensor
       bad[1].item<int64_t>(), bad[2].item<int64_t>(), bad[3].item<int64_t>()));
 }
 
-at::Tensor zero_padded(const at::Tensor& x, const std::optional<at::Tensor>& keep_BL) {
-  if (!keep_BL) return x;
-  const at::Tensor keep = keep_BL->view({x.size(0), 1, x.size(2), 1});
+at::Tensor zero_padded(const at::Tensor& x, const std::optional<at::Tensor>& keep_BT) {
+  if (!keep_BT) return x;
+  const at::Tensor keep = keep_BT->view({x.size(0), 1, x.size(2), 1});
   return at::where(keep, x, at::zeros({}, x.options()));
 }
 

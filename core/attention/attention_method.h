@@ -56,7 +56,8 @@ struct Capabilities {
   bool padding = true;
   bool autograd = true;
   bool deterministic_given_seed = true;
-  bool exact = false;  // equals dense up to rounding for every input
+  bool exact = false;    // equals dense up to rounding for every input
+  bool dropout = false;  // takes a `dropout` option: attention-probability dropout while training
 };
 
 class AttentionMethod {

@@ -227,7 +227,7 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                       at::Tensor& dk_RMD, at::Tensor& dv_RME) {
   using namespace clustered_detail;
   const ClusterArgs a = checked_args("clustered_attention_backward_cpu", q_RND, k_RMD, v_RME, call);
-  const int64_t R = call.perm_q_RHN.size(0);
+  const int64_t R = call.perm_q_RUN.size(0);
   check_output("out_RNE", out_RNE, q_RND, R, a.N, a.E);
   check_output("lse_RN", lse_RN, q_RND, 1, R, a.N);
   TORCH_CHECK(dout_RNE.defined() && dout_RNE.dim() == 3 && dout_RNE.sizes() == out_RNE.sizes() && dout_RNE.device().is_cpu() &&
@@ -244,8 +244,8 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                    k_RMD.data_ptr<scalar_t>(),
                                    v_RME.data_ptr<scalar_t>(),
                                    call.key_keep_RM.defined() ? call.key_keep_RM.data_ptr<bool>() : nullptr,
-                                   call.perm_q_RHN.data_ptr<int64_t>(),
-                                   call.perm_k_RHM.data_ptr<int64_t>(),
+                                   call.perm_q_RUN.data_ptr<int64_t>(),
+                                   call.perm_k_RUM.data_ptr<int64_t>(),
                                    out_RNE.data_ptr<scalar_t>(),
                                    dout_RNE.data_ptr<scalar_t>(),
                                    dout_RNE.stride(0),

@@ -216,8 +216,8 @@ struct KernelData {
   const T* k;
   const T* v;
   const bool* keep;   // [R, M] or null
-  const int64_t* pq;  // [R, #, L*Cq]
-  const int64_t* pk;  // [R, #, L*Ck]
+  const int64_t* pq;  // [R, U, L*Cq]
+  const int64_t* pk;  // [R, U, L*Ck]
   T* out;
   T* lse;
 };
@@ -355,14 +355,14 @@ ClusterArgs checked_args(const char* who, const at::Tensor& q, const at::Tensor&
   args.D = q.size(-1);
   args.E = v.size(-1);
   TORCH_CHECK(c.q_cluster_size >= 1 && c.k_cluster_size >= 1, who, ": cluster sizes must be >= 1");
-  SMYRF_CHECK_SHAPE(c.perm_q_RHN, "perm_q_RHN", R, -1, -1);
-  args.n_hashes = c.perm_q_RHN.size(1);
-  args.L = c.perm_q_RHN.size(2) / c.q_cluster_size;
-  SMYRF_CHECK_SHAPE(c.perm_q_RHN, "perm_q_RHN", R, args.n_hashes, args.L * c.q_cluster_size);
-  SMYRF_CHECK_SHAPE(c.perm_k_RHM, "perm_k_RHM", R, args.n_hashes, args.L * c.k_cluster_size);
-  for (const at::Tensor* t : {&c.perm_q_RHN, &c.perm_k_RHM})
+  SMYRF_CHECK_SHAPE(c.perm_q_RUN, "perm_q_RUN", R, -1, -1);
+  args.n_hashes = c.perm_q_RUN.size(1);
+  args.L = c.perm_q_RUN.size(2) / c.q_cluster_size;
+  SMYRF_CHECK_SHAPE(c.perm_q_RUN, "perm_q_RUN", R, args.n_hashes, args.L * c.q_cluster_size);
+  SMYRF_CHECK_SHAPE(c.perm_k_RUM, "perm_k_RUM", R, args.n_hashes, args.L * c.k_cluster_size);
+  for (const at::Tensor* t : {&c.perm_q_RUN, &c.perm_k_RUM})
     TORCH_CHECK(t->is_contiguous() && t->device().is_cpu() && t->scalar_type() == at::kLong, who,
-                ": perm_q_RHN and perm_k_RHM must be contiguous int64 CPU tensors");
+                ": perm_q_RUN and perm_k_RUM must be contiguous int64 CPU tensors");
   TORCH_CHECK(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
                   (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble),
               who, ": q, k and v must all be float32 or all float64");
@@ -394,7 +394,7 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
                                      const ClusteredCall& call, at::Tensor& out_RNE, at::Tensor& lse_RN) {
   using namespace clustered_detail;
   const ClusterArgs args = checked_args("clustered_attention_forward_cpu", q_RND, k_RMD, v_RME, call);
-  const int64_t R = call.perm_q_RHN.size(0);
+  const int64_t R = call.perm_q_RUN.size(0);
   check_output("out_RNE", out_RNE, q_RND, R, args.N, args.E);
   check_output("lse_RN", lse_RN, q_RND, 1, R, args.N);
   if (args.n_hashes == 0 || args.L == 0) {
@@ -404,8 +404,8 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
   }
   const KernelIsa isa = call.isa == KernelIsa::kBest ? best_kernel_isa() : call.isa;
   const bool* keep = call.key_keep_RM.defined() ? call.key_keep_RM.data_ptr<bool>() : nullptr;
-  const int64_t* pq = call.perm_q_RHN.data_ptr<int64_t>();
-  const int64_t* pk = call.perm_k_RHM.data_ptr<int64_t>();
+  const int64_t* pq = call.perm_q_RUN.data_ptr<int64_t>();
+  const int64_t* pk = call.perm_k_RUM.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(q_RND.scalar_type(), "clustered_attention_forward_cpu", [&] {
     const KernelData<scalar_t> t{q_RND.data_ptr<scalar_t>(), k_RMD.data_ptr<scalar_t>(), v_RME.data_ptr<scalar_t>(),
                                  keep, pq, pk, out_RNE.data_ptr<scalar_t>(), lse_RN.data_ptr<scalar_t>()};
@@ -415,9 +415,9 @@ void clustered_attention_forward_cpu(const at::Tensor& q_RND, const at::Tensor& 
 
 at::Tensor clustered_dropout_factors(const ClusteredCall& call, int64_t N, int64_t M, at::ScalarType dtype) {
   using namespace clustered_detail;
-  const int64_t R = call.perm_q_RHN.size(0), n_hashes = call.perm_q_RHN.size(1);
-  const int64_t Cq = call.q_cluster_size, Ck = call.k_cluster_size, L = call.perm_q_RHN.size(2) / Cq;
-  const at::Tensor pq = call.perm_q_RHN.contiguous().cpu(), pk = call.perm_k_RHM.contiguous().cpu();
+  const int64_t R = call.perm_q_RUN.size(0), n_hashes = call.perm_q_RUN.size(1);
+  const int64_t Cq = call.q_cluster_size, Ck = call.k_cluster_size, L = call.perm_q_RUN.size(2) / Cq;
+  const at::Tensor pq = call.perm_q_RUN.contiguous().cpu(), pk = call.perm_k_RUM.contiguous().cpu();
   at::Tensor factors = at::empty({R * n_hashes, L, Cq, Ck}, at::kDouble);
   const int64_t* q_tokens = pq.data_ptr<int64_t>();
   const int64_t* k_tokens = pk.data_ptr<int64_t>();

@@ -7,7 +7,7 @@
 //   q_RND [R, N, D], k_RMD [R, M, D], v_RME [R, M, E]     float32 or float64; also [B, H, L, X]
 //                                                          (R = B*H) with any strides but the last
 //   key_keep_RM [R, M] bool or undefined (all keys real)
-//   perm_q_RHN [R, #, Np], perm_k_RHM [R, #, Mp] int64    sorted slot -> token (>= N / >= M: dummy)
+//   perm_q_RUN [R, U, Np], perm_k_RUM [R, U, Mp] int64    sorted slot -> token (>= N / >= M: dummy)
 //   out_RNE [R, N, E], lse_RN [R, N]                       written (not accumulated into)
 //   dout_RNE [R, N, E] (any strides), dlse_RN              the backward's gradients in
 //   dq_RND, dk_RMD, dv_RME                                 contiguous, shaped like q, k, v
@@ -41,7 +41,7 @@ KernelIsa best_kernel_isa();
 // The clusters one call attends over (SmyrfAttention::cluster) and its numerics.
 struct ClusteredCall {
   at::Tensor key_keep_RM;  // [R, M] bool, or undefined: every key real
-  at::Tensor perm_q_RHN, perm_k_RHM;
+  at::Tensor perm_q_RUN, perm_k_RUM;
   int64_t q_cluster_size = 0, k_cluster_size = 0;
   double scale = 1.0;
   double dropout = 0.0;        // attention dropout probability (0: none)
@@ -70,7 +70,7 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                       at::Tensor& dk_RMD, at::Tensor& dv_RME);
 
 // The dropout factors the kernels apply (1/(1-p) where a key is kept, 0 where dropped) for every
-// (query slot, key slot) of every cluster, [R * #, L, Cq, Ck] of `dtype`, so that the LibTorch
+// (query slot, key slot) of every cluster, [R * U, L, Cq, Ck] of `dtype`, so that the LibTorch
 // twin can apply the same mask; slots of dummy tokens get 1.
 at::Tensor clustered_dropout_factors(const ClusteredCall& call, int64_t n_queries, int64_t n_keys,
                                      at::ScalarType dtype);

@@ -318,7 +318,7 @@ inline uint32_t dropout_threshold(double p) {
 
 // ---- the parallel schedule -----------------------------------------------------------------------
 
-// Runs fn(r0, r1, h0, h1, c0, c1) over every (row, hash, cluster) of R rows, # hashes and L
+// Runs fn(r0, r1, h0, h1, c0, c1) over every (row, hash, cluster) of R rows, U hashes and L
 // clusters so that no two threads ever touch the same token of a row at once. Within a hash every
 // token lies in exactly one cluster, so the clusters of one (row, hash) may run on any threads;
 // across hashes a token recurs, so hashes of a row run one after another.

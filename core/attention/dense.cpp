@@ -23,6 +23,7 @@ Capabilities DenseAttention::capabilities() const {
   Capabilities caps;
   caps.causal = true;
   caps.exact = true;
+  caps.dropout = true;
   return caps;
 }
 

@@ -108,12 +108,12 @@ AttentionCost HyperAttention::cost(const AttentionShape& s) const {
   return cost;
 }
 
-at::Tensor HyperAttention::bucket_keys(const at::Tensor& x_RTD, const at::Tensor& projections_DP) const {
+at::Tensor HyperAttention::bucket_keys(const at::Tensor& x_RTD, const at::Tensor& projections_DJ) const {
   at::NoGradGuard no_grad;
-  const int64_t P = projections_DP.size(1);
+  const int64_t P = projections_DJ.size(1);
   const auto long_opts = x_RTD.options().dtype(at::kLong);
   if (P == 0) return at::zeros({x_RTD.size(0), x_RTD.size(1)}, long_opts);
-  const at::Tensor bits = at::matmul(x_RTD.detach().to(at::kDouble), projections_DP.to(x_RTD.device())).gt(0).to(at::kLong);
+  const at::Tensor bits = at::matmul(x_RTD.detach().to(at::kDouble), projections_DJ.to(x_RTD.device())).gt(0).to(at::kLong);
   const at::Tensor bin = (bits * at::pow(2, at::arange(P, long_opts))).sum(-1);
   if (options_.bucket_order == BucketOrder::kAsReleased) return at::bitwise_xor(bin, at::bitwise_right_shift(bin, 1));
   // inverse Gray code (prefix XOR of the bits from the top): sorting by it visits bins in Gray order
@@ -124,15 +124,15 @@ at::Tensor HyperAttention::bucket_keys(const at::Tensor& x_RTD, const at::Tensor
 
 PartialAttention HyperAttention::non_causal(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                                             const at::Tensor& q_keep_RN, const at::Tensor& k_keep_RM, double scale,
-                                            const at::Tensor& projections_DP, at::Generator& generator) const {
+                                            const at::Tensor& projections_DJ, at::Generator& generator) const {
   const int64_t R = q_RND.size(0), N = q_RND.size(1), M = k_RMD.size(1), E = v_RME.size(2);
   if (N < options_.min_seq_len) return hyper_exact(q_RND, k_RMD, v_RME, k_keep_RM, false, scale);
   const int64_t L = ceil_div(M, std::min(options_.block_size, M)), Cq = ceil_div(N, L), Ck = ceil_div(M, L);
   at::Tensor sorted_k_RM, perm_q_RP, perm_k_RP;
   {
     at::NoGradGuard no_grad;
-    const at::Tensor q_sorted = sort_by_hash(bucket_keys(q_RND, projections_DP).to(at::kDouble).unsqueeze(-1), q_keep_RN);
-    const at::Tensor k_sorted = sort_by_hash(bucket_keys(k_RMD, projections_DP).to(at::kDouble).unsqueeze(-1), k_keep_RM);
+    const at::Tensor q_sorted = sort_by_hash(bucket_keys(q_RND, projections_DJ).to(at::kDouble).unsqueeze(-1), q_keep_RN);
+    const at::Tensor k_sorted = sort_by_hash(bucket_keys(k_RMD, projections_DJ).to(at::kDouble).unsqueeze(-1), k_keep_RM);
     sorted_k_RM = k_sorted.squeeze(1);
     perm_q_RP = balanced_slots(q_sorted, q_keep_RN, N, L, Cq).squeeze(1);
     perm_k_RP = balanced_slots(k_sorted, k_keep_RM, M, L, Ck).squeeze(1);
@@ -174,7 +174,7 @@ PartialAttention HyperAttention::non_causal(const at::Tensor& q_RND, const at::T
 
 PartialAttention HyperAttention::causal(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                                         const at::Tensor& q_keep_RN, const at::Tensor& k_keep_RM, double scale,
-                                        const at::Tensor& projections_DP, at::Generator& generator) const {
+                                        const at::Tensor& projections_DJ, at::Generator& generator) const {
   const int64_t R = q_RND.size(0), N = q_RND.size(1);
   // (a single token is its own base case whatever min_seq_len says)
   if (N <= std::max<int64_t>(options_.min_seq_len, 1)) return hyper_exact(q_RND, k_RMD, v_RME, k_keep_RM, true, scale);
@@ -184,10 +184,10 @@ PartialAttention HyperAttention::causal(const at::Tensor& q_RND, const at::Tenso
   const at::Tensor k_keep = at::constant_pad_nd(k_keep_RM, {0, Ne - N}, 0);
   const auto halves = [&](const at::Tensor& x) { return at::cat({x.narrow(1, 0, h), x.narrow(1, h, h)}, 0); };
   const PartialAttention diagonal =
-      causal(halves(q), halves(k), halves(v), halves(q_keep), halves(k_keep), scale, projections_DP, generator);
+      causal(halves(q), halves(k), halves(v), halves(q_keep), halves(k_keep), scale, projections_DJ, generator);
   const PartialAttention lower_left =
       non_causal(q.narrow(1, h, h), k.narrow(1, 0, h), v.narrow(1, 0, h), q_keep.narrow(1, h, h),
-                 k_keep.narrow(1, 0, h), scale, projections_DP, generator);
+                 k_keep.narrow(1, 0, h), scale, projections_DJ, generator);
   const PartialAttention second =
       merge_partial_attention({diagonal.out.narrow(0, R, R), diagonal.lse.narrow(0, R, R)}, lower_left);
   return {at::cat({diagonal.out.narrow(0, 0, R), second.out}, 1).narrow(1, 0, N),
@@ -198,22 +198,22 @@ AttentionOutput HyperAttention::forward_impl(const AttentionInputs& in, at::Gene
   const AttentionShape s = shape_of(in);
   const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, E = s.value_dim;
   const int64_t R = B * H;
-  at::Tensor projections_DP;
+  at::Tensor projections_DJ;
   {
     at::NoGradGuard no_grad;
-    projections_DP = at::normal(0, 1, {D, options_.n_projections}, generator, at::TensorOptions().dtype(at::kDouble));
+    projections_DJ = at::normal(0, 1, {D, options_.n_projections}, generator, at::TensorOptions().dtype(at::kDouble));
   }
   const auto opts = in.q_BHND.options();
   const at::Tensor q_keep = row_keep(in.query_keep_BN, B, H, N, N, false, opts);
   const at::Tensor k_keep = row_keep(in.key_keep_BM, B, H, M, M, false, opts);
   const at::Tensor q = in.q_BHND.reshape({R, N, D}), k = in.k_BHMD.reshape({R, M, D}), v = in.v_BHME.reshape({R, M, E});
-  const PartialAttention part = in.causal ? causal(q, k, v, q_keep, k_keep, in.scale, projections_DP, generator)
-                                          : non_causal(q, k, v, q_keep, k_keep, in.scale, projections_DP, generator);
+  const PartialAttention part = in.causal ? causal(q, k, v, q_keep, k_keep, in.scale, projections_DJ, generator)
+                                          : non_causal(q, k, v, q_keep, k_keep, in.scale, projections_DJ, generator);
   AttentionOutput result;
   result.out_BHNE = part.out.reshape({B, H, N, E});
   result.lse_BHN = part.lse.reshape({B, H, N});
   result.cost = cost(s);
-  result.aux["projections_DP"] = projections_DP;
+  result.aux["projections_DJ"] = projections_DJ;
   return result;
 }
 

@@ -59,13 +59,13 @@ class HyperAttention : public AttentionMethod {
   AttentionCost cost(const AttentionShape& shape) const override;
   const HyperOptions& options() const { return options_; }
 
-  // Sort keys of the sign-LSH buckets: x_RTD [R, T, D], projections_DP [D, P] -> int64 [R, T].
-  at::Tensor bucket_keys(const at::Tensor& x_RTD, const at::Tensor& projections_DP) const;
+  // Sort keys of the sign-LSH buckets: x_RTD [R, T, D], projections_DJ [D, P] -> int64 [R, T].
+  at::Tensor bucket_keys(const at::Tensor& x_RTD, const at::Tensor& projections_DJ) const;
 
   // Steps 1-4 on [R, T, X] tensors, exposed for tests; keep_* true = real token.
   PartialAttention non_causal(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                               const at::Tensor& q_keep_RN, const at::Tensor& k_keep_RM, double scale,
-                              const at::Tensor& projections_DP, at::Generator& generator) const;
+                              const at::Tensor& projections_DJ, at::Generator& generator) const;
 
  protected:
   AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;
@@ -73,7 +73,7 @@ class HyperAttention : public AttentionMethod {
  private:
   PartialAttention causal(const at::Tensor& q_RND, const at::Tensor& k_RMD, const at::Tensor& v_RME,
                           const at::Tensor& q_keep_RN, const at::Tensor& k_keep_RM, double scale,
-                          const at::Tensor& projections_DP, at::Generator& generator) const;
+                          const at::Tensor& projections_DJ, at::Generator& generator) const;
   int64_t non_causal_entries(int64_t N, int64_t M) const;
   int64_t causal_entries(int64_t N) const;
   HyperOptions options_;

@@ -99,7 +99,7 @@ AttentionOutput LocalAttention::forward_impl(const AttentionInputs& in, at::Gene
   const at::Tensor q_RtTD = pad_tokens(in.q_BHND.reshape({R, N, D}), nT * T).view({R, nT, T, D});
   // the spans are an unfolded view of the padded keys (no copy); with M > N there are more spans
   // than query tiles, and only the first nT are used
-  const auto spans = [&](const at::Tensor& x_RLX) { return x_RLX.unfold(1, S, T).narrow(1, 0, nT); };
+  const auto spans = [&](const at::Tensor& x_RTX) { return x_RTX.unfold(1, S, T).narrow(1, 0, nT); };
   const at::Tensor k_RtDS = spans(pad_keys(in.k_BHMD.reshape({R, M, D})));  // [R, nT, D, S]
   const at::Tensor v_RtSE = spans(pad_keys(in.v_BHME.reshape({R, M, E}))).transpose(-1, -2);
   const at::Tensor key_keep_RM = row_keep(in.key_keep_BM, B, H, M, M, false, in.q_BHND.options());

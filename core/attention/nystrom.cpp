@@ -16,13 +16,13 @@ struct Landmarks {
   at::Tensor keep_Rm;   // false where the segment has no kept token
 };
 
-Landmarks segment_means(const at::Tensor& x_RLD, const at::Tensor& keep_RL, int64_t m) {
-  const int64_t R = x_RLD.size(0), L = x_RLD.size(1), D = x_RLD.size(2);
-  const auto long_opts = x_RLD.options().dtype(at::kLong);
-  const at::Tensor segment_L = cluster_of_rank(at::arange(L, long_opts), L, m);
-  const at::Tensor keep = keep_RL.to(x_RLD.scalar_type());
-  const at::Tensor sums = at::zeros({R, m, D}, x_RLD.options()).index_add(1, segment_L, x_RLD * keep.unsqueeze(-1));
-  const at::Tensor counts = at::zeros({R, m}, x_RLD.options()).index_add(1, segment_L, keep);
+Landmarks segment_means(const at::Tensor& x_RTD, const at::Tensor& keep_RT, int64_t m) {
+  const int64_t R = x_RTD.size(0), L = x_RTD.size(1), D = x_RTD.size(2);
+  const auto long_opts = x_RTD.options().dtype(at::kLong);
+  const at::Tensor segment_T = cluster_of_rank(at::arange(L, long_opts), L, m);
+  const at::Tensor keep = keep_RT.to(x_RTD.scalar_type());
+  const at::Tensor sums = at::zeros({R, m, D}, x_RTD.options()).index_add(1, segment_T, x_RTD * keep.unsqueeze(-1));
+  const at::Tensor counts = at::zeros({R, m}, x_RTD.options()).index_add(1, segment_T, keep);
   return {sums / counts.clamp_min(1).unsqueeze(-1), counts.gt(0)};
 }
 
@@ -89,17 +89,17 @@ AttentionCost NystromAttention::cost(const AttentionShape& s) const {
   return cost;
 }
 
-at::Tensor newton_schulz_pinv(const at::Tensor& k_RMM, int64_t iterations) {
-  const int64_t m = k_RMM.size(-1);
-  const at::Tensor abs_k = k_RMM.abs();
+at::Tensor newton_schulz_pinv(const at::Tensor& k_RLL, int64_t iterations) {
+  const int64_t m = k_RLL.size(-1);
+  const at::Tensor abs_k = k_RLL.abs();
   const at::Tensor max_col = abs_k.sum(-2).amax(-1, true).unsqueeze(-1);  // [R, 1, 1]
   const at::Tensor max_row = abs_k.sum(-1).amax(-1, true).unsqueeze(-1);
   // a row whose kernel is all zeros (every landmark masked) keeps Z = 0 instead of 0/0
   const at::Tensor denominator = max_col * max_row;
-  at::Tensor z = k_RMM.transpose(-1, -2) / at::where(denominator.gt(0), denominator, at::ones({}, denominator.options()));
-  const at::Tensor eye = at::eye(m, k_RMM.options());
+  at::Tensor z = k_RLL.transpose(-1, -2) / at::where(denominator.gt(0), denominator, at::ones({}, denominator.options()));
+  const at::Tensor eye = at::eye(m, k_RLL.options());
   for (int64_t i = 0; i < iterations; ++i) {
-    const at::Tensor kz = at::matmul(k_RMM, z);
+    const at::Tensor kz = at::matmul(k_RLL, z);
     z = 0.25 * at::matmul(z, 13 * eye - at::matmul(kz, 15 * eye - at::matmul(kz, 7 * eye - kz)));
   }
   return z;

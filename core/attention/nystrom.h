@@ -43,7 +43,7 @@ class NystromAttention : public AttentionMethod {
   NystromOptions options_;
 };
 
-// The iterative pseudo-inverse of nystrom (exposed for tests). k_RMM: [R, m, m].
-at::Tensor newton_schulz_pinv(const at::Tensor& k_RMM, int64_t iterations);
+// The iterative pseudo-inverse of nystrom (exposed for tests). k_RLL: [R, m, m].
+at::Tensor newton_schulz_pinv(const at::Tensor& k_RLL, int64_t iterations);
 
 }  // namespace smyrf

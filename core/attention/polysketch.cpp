@@ -175,8 +175,8 @@ AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at:
       s1_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
       s2_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
     }
-    result.aux["sketch_1_DR"] = s1_DF;
-    result.aux["sketch_2_DR"] = s2_DF;
+    result.aux["sketch_1_DF"] = s1_DF;
+    result.aux["sketch_2_DF"] = s2_DF;
     s1_DF = s1_DF.to(opts);
     s2_DF = s2_DF.to(opts);
     const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(options_.sketch_size));

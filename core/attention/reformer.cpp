@@ -51,12 +51,12 @@ at::Tensor angular_buckets(const at::Tensor& x_RTD, const at::Tensor& rotations_
 }
 
 // Which chunk each token (index < T) lands in, per round; dummies (index >= T) get -1.
-at::Tensor chunk_of_token(const at::Tensor& perm_RHP, int64_t C, int64_t T) {
-  const int64_t P = perm_RHP.size(2);
-  const at::Tensor chunk_P = at::arange(P, perm_RHP.options()).div(C, "floor");
-  at::Tensor chunk_RHP = at::full(perm_RHP.sizes(), -1, perm_RHP.options());
-  chunk_RHP.scatter_(-1, perm_RHP, chunk_P.expand_as(perm_RHP));
-  return chunk_RHP.narrow(-1, 0, T);  // [R, #, T]
+at::Tensor chunk_of_token(const at::Tensor& perm_RUP, int64_t C, int64_t T) {
+  const int64_t P = perm_RUP.size(2);
+  const at::Tensor chunk_P = at::arange(P, perm_RUP.options()).div(C, "floor");
+  at::Tensor chunk_RUP = at::full(perm_RUP.sizes(), -1, perm_RUP.options());
+  chunk_RUP.scatter_(-1, perm_RUP, chunk_P.expand_as(perm_RUP));
+  return chunk_RUP.narrow(-1, 0, T);  // [R, U, T]
 }
 
 }  // namespace
@@ -152,35 +152,35 @@ AttentionOutput ReformerAttention::forward_impl(const AttentionInputs& in, at::G
   {
     at::NoGradGuard no_grad;
     // bucket then position: the stable sort keeps positions in order inside a bucket
-    perm_q = balanced_slots(sort_by_hash(angular_buckets(q_RND, rotations), q_keep_RN), q_keep_RN, N, L, Cq);  // [R, #, Np]
-    perm_k = balanced_slots(sort_by_hash(angular_buckets(k_RMD, rotations), k_keep_RM), k_keep_RM, M, L, Ck);  // [R, #, Mp]
+    perm_q = balanced_slots(sort_by_hash(angular_buckets(q_RND, rotations), q_keep_RN), q_keep_RN, N, L, Cq);  // [R, U, Np]
+    perm_k = balanced_slots(sort_by_hash(angular_buckets(k_RMD, rotations), k_keep_RM), k_keep_RM, M, L, Ck);  // [R, U, Mp]
   }
   // key window of query chunk c: key chunks c and c-1 (cyclic)
-  const auto window = [&](const at::Tensor& x_RHLCX) {
-    return W == 1 ? x_RHLCX : at::cat({x_RHLCX, x_RHLCX.roll(1, 2)}, 3);
+  const auto window = [&](const at::Tensor& x_RULSX) {
+    return W == 1 ? x_RULSX : at::cat({x_RULSX, x_RULSX.roll(1, 2)}, 3);
   };
   const at::Tensor q_flat = pad_tokens(q_RND, Np).reshape({R * Np, D});
   const at::Tensor k_flat = pad_tokens(k_RMD, Mp).reshape({R * Mp, D});
   const at::Tensor v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), Mp).reshape({R * Mp, E});
   const at::Tensor q_sorted = q_flat.index_select(0, flat_token_index(perm_q, Np)).view({R, rounds, L, Cq, D});
   const at::Tensor k_idx = flat_token_index(perm_k, Mp);
-  const at::Tensor k_win = window(k_flat.index_select(0, k_idx).view({R, rounds, L, Ck, D}));  // [R, #, L, W*Ck, D]
+  const at::Tensor k_win = window(k_flat.index_select(0, k_idx).view({R, rounds, L, Ck, D}));  // [R, U, L, W*Ck, D]
   const at::Tensor v_win = window(v_flat.index_select(0, k_idx).view({R, rounds, L, Ck, E}));
   at::Tensor keep, log_counts;
   {
     at::NoGradGuard no_grad;
     const at::Tensor k_keep_flat = at::constant_pad_nd(k_keep_RM, {0, Mp - M}, 0).reshape({-1});
-    const at::Tensor kpos_win = window(perm_k.view({R, rounds, L, Ck})).unsqueeze(3);   // [R, #, L, 1, W*Ck]
+    const at::Tensor kpos_win = window(perm_k.view({R, rounds, L, Ck})).unsqueeze(3);   // [R, U, L, 1, W*Ck]
     const at::Tensor qpos = perm_q.view({R, rounds, L, Cq, 1});
     keep = window(k_keep_flat.index_select(0, k_idx).view({R, rounds, L, Ck})).unsqueeze(3);
     if (in.causal) keep = keep.logical_and(kpos_win.le(qpos));
     // duplicate correction: in how many rounds does query i meet key j?
-    const at::Tensor q_chunk_RHN = chunk_of_token(perm_q, Cq, N), k_chunk_RHM = chunk_of_token(perm_k, Ck, M);
+    const at::Tensor q_chunk_RUN = chunk_of_token(perm_q, Cq, N), k_chunk_RUM = chunk_of_token(perm_k, Ck, M);
     const at::Tensor qpos_c = qpos.clamp_max(N - 1), kpos_c = kpos_win.clamp_max(M - 1);  // dummies are masked anyway
     at::Tensor counts = at::zeros({R, rounds, L, Cq, W * Ck}, opts);
     for (int64_t rho = 0; rho < rounds; ++rho) {
-      const at::Tensor qc = at::gather(q_chunk_RHN.select(1, rho), 1, qpos_c.reshape({R, -1})).view(qpos.sizes());
-      const at::Tensor kc = at::gather(k_chunk_RHM.select(1, rho), 1, kpos_c.reshape({R, -1})).view(kpos_win.sizes());
+      const at::Tensor qc = at::gather(q_chunk_RUN.select(1, rho), 1, qpos_c.reshape({R, -1})).view(qpos.sizes());
+      const at::Tensor kc = at::gather(k_chunk_RUM.select(1, rho), 1, kpos_c.reshape({R, -1})).view(kpos_win.sizes());
       at::Tensor meets = kc.eq(qc);
       if (W == 2) meets = meets.logical_or(kc.eq((qc - 1 + L).remainder(L)));
       counts += meets.to(opts.dtype());
@@ -189,12 +189,12 @@ AttentionOutput ReformerAttention::forward_impl(const AttentionInputs& in, at::G
   }
   const at::Tensor logits = at::matmul(q_sorted * in.scale, k_win.transpose(-1, -2)) - log_counts;
   const PartialAttention attended = attend_with_lse(logits, keep, v_win);
-  const at::Tensor& out_sorted = attended.out;  // [R, #, L, Cq, E]
+  const at::Tensor& out_sorted = attended.out;  // [R, U, L, Cq, E]
   const at::Tensor inv_idx = flat_hash_index(inverse_permutation(perm_q));
-  const at::Tensor out_RHNE = out_sorted.reshape({R * rounds * Np, E}).index_select(0, inv_idx).view({R, rounds, Np, E});
-  const at::Tensor lse_RNH = attended.lse.reshape({-1}).index_select(0, inv_idx).view({R, rounds, Np}).transpose(1, 2);
-  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNH, at::isfinite(lse_RNH));
-  const at::Tensor out_RNE = (out_RHNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1);
+  const at::Tensor out_RUNE = out_sorted.reshape({R * rounds * Np, E}).index_select(0, inv_idx).view({R, rounds, Np, E});
+  const at::Tensor lse_RNU = attended.lse.reshape({-1}).index_select(0, inv_idx).view({R, rounds, Np}).transpose(1, 2);
+  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNU, at::isfinite(lse_RNU));
+  const at::Tensor out_RNE = (out_RUNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1);
   AttentionOutput result;
   result.out_BHNE = out_RNE.narrow(1, 0, N).reshape({B, H, N, E});
   result.lse_BHN = merge.lse.narrow(1, 0, N).reshape({B, H, N});

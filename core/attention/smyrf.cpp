@@ -31,7 +31,7 @@ struct ClusterTensors {
   at::Tensor q_flat, k_flat, v_flat;  // [R*Np, D], [R*Mp, D], [R*Mp, E] (dummies zero)
   at::Tensor k_keep_flat;             // [R*Mp] bool
   int64_t real_queries = 0, real_keys = 0;  // N, M: slots holding larger tokens are dummies
-  at::Tensor perm_q_RHN, perm_k_RHM, inverse_RHN;
+  at::Tensor perm_q_RUN, perm_k_RUM, inverse_RUN;
 };
 
 // Attention dropout of the twin: the kernels' counter-based mask on the CPU, else the generator's.
@@ -40,8 +40,8 @@ at::Tensor twin_dropout(const at::Tensor& probs, const ClusterTensors& t, double
   if (p <= 0 || !training) return probs;
   if (!probs.device().is_cpu()) return attention_dropout(probs, p, training, generator);
   ClusteredCall call;
-  call.perm_q_RHN = t.perm_q_RHN;
-  call.perm_k_RHM = t.perm_k_RHM;
+  call.perm_q_RUN = t.perm_q_RUN;
+  call.perm_k_RUM = t.perm_k_RUM;
   call.q_cluster_size = t.geometry.q_cluster_size;
   call.k_cluster_size = t.geometry.k_cluster_size;
   call.dropout = p;
@@ -53,11 +53,11 @@ at::Tensor twin_dropout(const at::Tensor& probs, const ClusterTensors& t, double
 std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t, double scale, double dropout,
                                                         bool training, uint64_t dropout_seed, at::Generator& generator) {
   const ClusterGeometry& g = t.geometry;
-  const int64_t R = t.perm_q_RHN.size(0), n_hashes = t.perm_q_RHN.size(1);
+  const int64_t R = t.perm_q_RUN.size(0), n_hashes = t.perm_q_RUN.size(1);
   const int64_t L = g.n_clusters, Cq = g.q_cluster_size, Ck = g.k_cluster_size, Np = g.padded_queries;
   const int64_t D = t.q_flat.size(1), E = t.v_flat.size(1);
-  const at::Tensor q_idx = flat_token_index(t.perm_q_RHN, Np);
-  const at::Tensor k_idx = flat_token_index(t.perm_k_RHM, g.padded_keys);
+  const at::Tensor q_idx = flat_token_index(t.perm_q_RUN, Np);
+  const at::Tensor k_idx = flat_token_index(t.perm_k_RUM, g.padded_keys);
   const at::Tensor q_sorted = t.q_flat.index_select(0, q_idx).view({R * n_hashes, L, Cq, D});
   const at::Tensor k_sorted = t.k_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, D});
   const at::Tensor v_sorted = t.v_flat.index_select(0, k_idx).view({R * n_hashes, L, Ck, E});
@@ -65,14 +65,14 @@ std::pair<at::Tensor, at::Tensor> attend_differentiable(const ClusterTensors& t,
   const at::Tensor logits = at::matmul(q_sorted, k_sorted.transpose(-1, -2)) * scale;
   const MaskedSoftmax softmax = masked_softmax_with_lse(logits, k_keep_sorted);
   const at::Tensor probs = twin_dropout(softmax.probs, t, dropout, training, dropout_seed, generator);
-  const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*#, L, Cq, E]
-  const at::Tensor inv_idx = flat_hash_index(t.inverse_RHN);
-  const at::Tensor out_RHNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
+  const at::Tensor out_sorted = at::matmul(probs, v_sorted);  // [R*U, L, Cq, E]
+  const at::Tensor inv_idx = flat_hash_index(t.inverse_RUN);
+  const at::Tensor out_RUNE = out_sorted.reshape({R * n_hashes * Np, E}).index_select(0, inv_idx)
                                   .view({R, n_hashes, Np, E});
-  const at::Tensor lse_RNH = softmax.lse.reshape({-1}).index_select(0, inv_idx).view({R, n_hashes, Np}).transpose(1, 2);
+  const at::Tensor lse_RNU = softmax.lse.reshape({-1}).index_select(0, inv_idx).view({R, n_hashes, Np}).transpose(1, 2);
   // merge hashes: softmax over each hash's lse == softmax over the multiset union of keys seen
-  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNH, at::isfinite(lse_RNH));
-  return {(out_RHNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1), merge.lse};
+  const MaskedSoftmax merge = masked_softmax_with_lse(lse_RNU, at::isfinite(lse_RNU));
+  return {(out_RUNE * merge.probs.transpose(1, 2).unsqueeze(-1)).sum(1), merge.lse};
 }
 
 // q, k, v [B, H, L, X] (any strides but the last) -> out [R, N, E], lse [R, N] through the fused
@@ -83,11 +83,11 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_RND,
                                                 const at::Tensor& k_RMD, const at::Tensor& v_RME,
                                                 const ClusteredCall& call) {
-    const int64_t R = call.perm_q_RHN.size(0), N = q_RND.size(-2);
+    const int64_t R = call.perm_q_RUN.size(0), N = q_RND.size(-2);
     at::Tensor out_RNE = at::empty({R, N, v_RME.size(-1)}, q_RND.options());
     at::Tensor lse_RN = at::empty({R, N}, q_RND.options());
     clustered_attention_forward_cpu(q_RND, k_RMD, v_RME, call, out_RNE, lse_RN);
-    ctx->save_for_backward({q_RND, k_RMD, v_RME, out_RNE, lse_RN, call.perm_q_RHN, call.perm_k_RHM, call.key_keep_RM});
+    ctx->save_for_backward({q_RND, k_RMD, v_RME, out_RNE, lse_RN, call.perm_q_RUN, call.perm_k_RUM, call.key_keep_RM});
     ctx->saved_data["q_cluster_size"] = call.q_cluster_size;
     ctx->saved_data["k_cluster_size"] = call.k_cluster_size;
     ctx->saved_data["scale"] = call.scale;
@@ -105,8 +105,8 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q_RND = saved[0], &k_RMD = saved[1], &v_RME = saved[2], &out_RNE = saved[3], &lse_RN = saved[4];
     ClusteredCall call;
-    call.perm_q_RHN = saved[5];
-    call.perm_k_RHM = saved[6];
+    call.perm_q_RUN = saved[5];
+    call.perm_k_RUM = saved[6];
     call.key_keep_RM = saved[7];
     call.q_cluster_size = ctx->saved_data["q_cluster_size"].toInt();
     call.k_cluster_size = ctx->saved_data["k_cluster_size"].toInt();
@@ -158,6 +158,7 @@ SmyrfAttention::SmyrfAttention(SmyrfOptions options) : options_(std::move(option
 Capabilities SmyrfAttention::capabilities() const {
   Capabilities caps;
   caps.causal = false;  // clusters mix past and future tokens; the paper has no causal variant
+  caps.dropout = true;
   return caps;
 }
 
@@ -241,19 +242,19 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
   const at::Tensor q_keep_RN = row_keep(in.query_keep_BN, B, H, N, g.padded_queries, as_released, opts);
   const at::Tensor k_keep_RM = row_keep(in.key_keep_BM, B, H, M, g.padded_keys, as_released, opts);
 
-  at::Tensor q_hash_RNH, k_hash_RMH;
+  at::Tensor q_hash_RNU, k_hash_RMU;
   if (options_.asymmetric_transform) {
-    clusters.directions_HX = draw_directions(options_.n_hashes, D + 2, generator);
+    clusters.directions_UX = draw_directions(options_.n_hashes, D + 2, generator);
     const XboxPlusExtensions ext = xbox_plus_extensions(q_RND, k_RMD);
-    q_hash_RNH = projection_hash(q_RND, ext.q_ext_RN, clusters.directions_HX, /*ext_col=*/D + 1);
-    k_hash_RMH = projection_hash(k_RMD, ext.k_ext_RM, clusters.directions_HX, /*ext_col=*/D);
+    q_hash_RNU = projection_hash(q_RND, ext.q_ext_RN, clusters.directions_UX, /*ext_col=*/D + 1);
+    k_hash_RMU = projection_hash(k_RMD, ext.k_ext_RM, clusters.directions_UX, /*ext_col=*/D);
   } else {
-    clusters.directions_HX = draw_directions(options_.n_hashes, D, generator);
-    q_hash_RNH = projection_hash(q_RND, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
-    k_hash_RMH = projection_hash(k_RMD, at::Tensor(), clusters.directions_HX, /*ext_col=*/0);
+    clusters.directions_UX = draw_directions(options_.n_hashes, D, generator);
+    q_hash_RNU = projection_hash(q_RND, at::Tensor(), clusters.directions_UX, /*ext_col=*/0);
+    k_hash_RMU = projection_hash(k_RMD, at::Tensor(), clusters.directions_UX, /*ext_col=*/0);
   }
-  clusters.perm_q_RHN = balanced_slots(sort_by_hash(q_hash_RNH, q_keep_RN), q_keep_RN, N, g.n_clusters, g.q_cluster_size);
-  clusters.perm_k_RHM = balanced_slots(sort_by_hash(k_hash_RMH, k_keep_RM), k_keep_RM, M, g.n_clusters, g.k_cluster_size);
+  clusters.perm_q_RUN = balanced_slots(sort_by_hash(q_hash_RNU, q_keep_RN), q_keep_RN, N, g.n_clusters, g.q_cluster_size);
+  clusters.perm_k_RUM = balanced_slots(sort_by_hash(k_hash_RMU, k_keep_RM), k_keep_RM, M, g.n_clusters, g.k_cluster_size);
   return clusters;
 }
 
@@ -275,8 +276,8 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
   if (options_.kernel == SmyrfKernel::kFused && in.q_BHND.device().is_cpu()) {
     ClusteredCall call;
     if (in.key_keep_BM) call.key_keep_RM = k_keep_flat.view({R, g.padded_keys}).narrow(1, 0, M).contiguous();
-    call.perm_q_RHN = clusters.perm_q_RHN.contiguous();
-    call.perm_k_RHM = clusters.perm_k_RHM.contiguous();
+    call.perm_q_RUN = clusters.perm_q_RUN.contiguous();
+    call.perm_k_RUM = clusters.perm_k_RUM.contiguous();
     call.q_cluster_size = g.q_cluster_size;
     call.k_cluster_size = g.k_cluster_size;
     call.scale = in.scale;
@@ -296,11 +297,11 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
     t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), g.padded_keys).reshape({R * g.padded_keys, D});
     t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), g.padded_keys).reshape({R * g.padded_keys, E});
     t.k_keep_flat = k_keep_flat;
-    t.perm_q_RHN = clusters.perm_q_RHN;
-    t.perm_k_RHM = clusters.perm_k_RHM;
+    t.perm_q_RUN = clusters.perm_q_RUN;
+    t.perm_k_RUM = clusters.perm_k_RUM;
     {
       at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
-      t.inverse_RHN = inverse_permutation(t.perm_q_RHN);
+      t.inverse_RUN = inverse_permutation(t.perm_q_RUN);
     }
     std::tie(out_RNE, lse_RN) = attend_differentiable(t, in.scale, options_.dropout, in.training, dropout_seed, generator);
     out_RNE = out_RNE.narrow(1, 0, N);

@@ -24,10 +24,10 @@
 // mask_order "as_released" reproduces the released code's mask tiling (row b*H+h uses the mask
 // of batch (b*H+h) % B); "correct" uses the row's own batch.
 //
-// Shapes (legend in attention_method.h; R = B*H, L clusters, Cq/Ck cluster sizes, # hashes):
-//   perm_q_RHN [R, #, L*Cq]  sorted position -> token;  q_sorted [R*#, L, Cq, D]; logits [R*#, L, Cq, Ck]
-// memory_fraction = # * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
-// (= # * Ck / M when C divides N).
+// Shapes (legend in attention_method.h; R = B*H, L clusters, Cq/Ck cluster sizes, U hashes):
+//   perm_q_RUN [R, U, L*Cq]  sorted position -> token;  q_sorted [R*U, L, Cq, D]; logits [R*U, L, Cq, Ck]
+// memory_fraction = U * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
+// (= U * Ck / M when Cq divides N).
 // Tested by tests/attention/test_smyrf.cpp: single cluster == dense, brute-force multiset construction at
 // N = 97, 1013 and M != N, padding, NaN, determinism, finite-difference gradients; and by
 // tests/test_smyrf_backward.cpp: fused gradients against the twin, finite differences and dense,
@@ -66,9 +66,9 @@ struct ClusterGeometry {
 // The clusters of one forward call, exposed for tests and visualisation.
 struct SmyrfClusters {
   ClusterGeometry geometry;
-  at::Tensor perm_q_RHN;  // [R, #, L*Cq] int64: sorted position -> query index (>= N: dummy)
-  at::Tensor perm_k_RHM;  // [R, #, L*Ck] int64: sorted position -> key index (>= M: dummy)
-  at::Tensor directions_HX;  // [#, D+2] (smyrf) or [#, D] (e2lsh), float64
+  at::Tensor perm_q_RUN;  // [R, U, L*Cq] int64: sorted position -> query index (>= N: dummy)
+  at::Tensor perm_k_RUM;  // [R, U, L*Ck] int64: sorted position -> key index (>= M: dummy)
+  at::Tensor directions_UX;  // [U, D+2] (smyrf) or [U, D] (e2lsh), float64
 };
 
 class SmyrfAttention : public AttentionMethod {

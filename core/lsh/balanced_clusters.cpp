@@ -55,19 +55,19 @@ inline uint64_t radix_key(double x) {
   return (bits & 0x8000000000000000ull) ? ~bits : (bits | 0x8000000000000000ull);
 }
 
-// Stable LSD radix argsort of each (row, hash) column of hash_RTH, 8 bits per pass: the same
+// Stable LSD radix argsort of each (row, hash) column of hash_RTU, 8 bits per pass: the same
 // order as a stable comparison sort (ties keep token order) in O(T) per column instead of
 // O(T log T); at N = 16384 it is several times faster than LibTorch's stable sort. The histograms
 // of all passes are counted in one read, and token indices travel as 32 bits (T < 2^31 checked).
 template <class Scalar>
-void radix_argsort_rows(const at::Tensor& hash_RTH, const at::Tensor& keep_RT, at::Tensor& perm_RHT) {
+void radix_argsort_rows(const at::Tensor& hash_RTU, const at::Tensor& keep_RT, at::Tensor& perm_RUT) {
   using Key = decltype(radix_key(Scalar{}));
   constexpr int kPasses = static_cast<int>(sizeof(Key));
-  const int64_t R = hash_RTH.size(0), T = hash_RTH.size(1), H = hash_RTH.size(2);
+  const int64_t R = hash_RTU.size(0), T = hash_RTU.size(1), H = hash_RTU.size(2);
   SMYRF_CHECK(T < (int64_t{1} << 31), "sort_by_hash: {} tokens per row is beyond 32-bit indices", T);
-  const Scalar* hash = hash_RTH.data_ptr<Scalar>();
+  const Scalar* hash = hash_RTU.data_ptr<Scalar>();
   const bool* keep = keep_RT.data_ptr<bool>();
-  int64_t* perm = perm_RHT.data_ptr<int64_t>();
+  int64_t* perm = perm_RUT.data_ptr<int64_t>();
   at::parallel_for(0, R * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<Key> keys(static_cast<size_t>(T)), keys_tmp(static_cast<size_t>(T));
     std::vector<uint32_t> idx(static_cast<size_t>(T)), idx_tmp(static_cast<size_t>(T));
@@ -102,10 +102,10 @@ void radix_argsort_rows(const at::Tensor& hash_RTH, const at::Tensor& keep_RT, a
 
 }  // namespace
 
-at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT) {
+at::Tensor sort_by_hash(const at::Tensor& hash_RTU, const at::Tensor& keep_RT) {
   at::NoGradGuard no_grad;
-  if (hash_RTH.is_cpu() && (hash_RTH.scalar_type() == at::kFloat || hash_RTH.scalar_type() == at::kDouble)) {
-    const at::Tensor hash = hash_RTH.contiguous();
+  if (hash_RTU.is_cpu() && (hash_RTU.scalar_type() == at::kFloat || hash_RTU.scalar_type() == at::kDouble)) {
+    const at::Tensor hash = hash_RTU.contiguous();
     const at::Tensor keep = keep_RT.narrow(1, 0, hash.size(1)).contiguous();
     at::Tensor perm = at::empty({hash.size(0), hash.size(2), hash.size(1)}, hash.options().dtype(at::kLong));
     if (hash.scalar_type() == at::kFloat) {
@@ -116,7 +116,7 @@ at::Tensor sort_by_hash(const at::Tensor& hash_RTH, const at::Tensor& keep_RT) {
     return perm;
   }
   const at::Tensor masked =
-      hash_RTH.masked_fill(keep_RT.logical_not().unsqueeze(-1), std::numeric_limits<double>::infinity());
+      hash_RTU.masked_fill(keep_RT.logical_not().unsqueeze(-1), std::numeric_limits<double>::infinity());
   // std::optional spelled out: a plain `true` would pick the sort(dim, descending) overload
   return std::get<1>(at::sort(masked.transpose(1, 2), /*stable=*/std::optional<bool>(true), /*dim=*/-1,
                               /*descending=*/false));
@@ -126,9 +126,9 @@ namespace {
 
 // balanced_slots on the CPU in one pass (the tensor formula below makes ~12 full-size temporaries,
 // ~5 ms at R = 8, N = 16384, # = 2); the same integer arithmetic, so the same slots.
-at::Tensor balanced_slots_cpu(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L,
+at::Tensor balanced_slots_cpu(const at::Tensor& sorted_RUP, const at::Tensor& keep_RT, int64_t T, int64_t L,
                               int64_t C) {
-  const at::Tensor sorted = sorted_RHP.contiguous();
+  const at::Tensor sorted = sorted_RUP.contiguous();
   const at::Tensor keep = keep_RT.narrow(1, 0, T).contiguous();
   const int64_t R = sorted.size(0), H = sorted.size(1), S = sorted.size(2), P = L * C;
   at::Tensor slots = at::empty({R, H, P}, sorted.options());
@@ -158,14 +158,14 @@ at::Tensor balanced_slots_cpu(const at::Tensor& sorted_RHP, const at::Tensor& ke
 
 }  // namespace
 
-at::Tensor balanced_slots(const at::Tensor& sorted_RHP, const at::Tensor& keep_RT, int64_t T, int64_t L, int64_t C) {
+at::Tensor balanced_slots(const at::Tensor& sorted_RUP, const at::Tensor& keep_RT, int64_t T, int64_t L, int64_t C) {
   at::NoGradGuard no_grad;
-  if (sorted_RHP.is_cpu() && keep_RT.is_cpu() && sorted_RHP.scalar_type() == at::kLong &&
+  if (sorted_RUP.is_cpu() && keep_RT.is_cpu() && sorted_RUP.scalar_type() == at::kLong &&
       keep_RT.scalar_type() == at::kBool) {
-    return balanced_slots_cpu(sorted_RHP, keep_RT, T, L, C);
+    return balanced_slots_cpu(sorted_RUP, keep_RT, T, L, C);
   }
-  const auto long_opts = sorted_RHP.options().dtype(at::kLong);
-  const int64_t R = sorted_RHP.size(0), P = L * C;
+  const auto long_opts = sorted_RUP.options().dtype(at::kLong);
+  const int64_t R = sorted_RUP.size(0), P = L * C;
   // real tokens of each row (they lead the sorted order); the quantiles are taken over them
   const at::Tensor n_R11 = keep_RT.narrow(1, 0, T).sum(1).to(at::kLong).view({R, 1, 1});
   const at::Tensor slot_P = at::arange(P, long_opts);
@@ -176,9 +176,9 @@ at::Tensor balanced_slots(const at::Tensor& sorted_RHP, const at::Tensor& keep_R
   // filler slots take the padded ranks n.. (then dummies) in slot order: slot s has
   // begin + min(o, count) real slots before it, so s - that many fillers
   const at::Tensor rank = at::where(is_real, begin + o_P, n_R11 + slot_P - begin - count);  // [R, 1, P]
-  const at::Tensor rank_RHP = rank.expand({R, sorted_RHP.size(1), P});
-  const at::Tensor token = sorted_RHP.narrow(-1, 0, T).gather(-1, rank_RHP.clamp_max(T - 1));
-  return at::where(rank_RHP.lt(T), token, rank_RHP);
+  const at::Tensor rank_RUP = rank.expand({R, sorted_RUP.size(1), P});
+  const at::Tensor token = sorted_RUP.narrow(-1, 0, T).gather(-1, rank_RUP.clamp_max(T - 1));
+  return at::where(rank_RUP.lt(T), token, rank_RUP);
 }
 
 at::Tensor cluster_of_rank(const at::Tensor& ranks, int64_t T, int64_t L) {
@@ -191,20 +191,20 @@ at::Tensor cluster_of_rank(const at::Tensor& ranks_RX, const at::Tensor& n_real_
   return ((ranks_RX + 1) * L - 1).div(n, "floor");
 }
 
-at::Tensor inverse_permutation(const at::Tensor& perm_RHP) {
+at::Tensor inverse_permutation(const at::Tensor& perm_RUP) {
   at::NoGradGuard no_grad;
-  const int64_t P = perm_RHP.size(-1);
-  return at::empty_like(perm_RHP).scatter_(-1, perm_RHP, at::arange(P, perm_RHP.options()).expand_as(perm_RHP));
+  const int64_t P = perm_RUP.size(-1);
+  return at::empty_like(perm_RUP).scatter_(-1, perm_RUP, at::arange(P, perm_RUP.options()).expand_as(perm_RUP));
 }
 
-at::Tensor flat_token_index(const at::Tensor& perm_RHP, int64_t tokens_per_row) {
-  const int64_t R = perm_RHP.size(0);
-  return (perm_RHP + at::arange(R, perm_RHP.options()).mul(tokens_per_row).view({R, 1, 1})).reshape({-1});
+at::Tensor flat_token_index(const at::Tensor& perm_RUP, int64_t tokens_per_row) {
+  const int64_t R = perm_RUP.size(0);
+  return (perm_RUP + at::arange(R, perm_RUP.options()).mul(tokens_per_row).view({R, 1, 1})).reshape({-1});
 }
 
-at::Tensor flat_hash_index(const at::Tensor& index_RHP) {
-  const int64_t RH = index_RHP.size(0) * index_RHP.size(1), P = index_RHP.size(2);
-  return (index_RHP.reshape({RH, P}) + at::arange(RH, index_RHP.options()).mul(P).view({RH, 1})).reshape({-1});
+at::Tensor flat_hash_index(const at::Tensor& index_RUP) {
+  const int64_t RH = index_RUP.size(0) * index_RUP.size(1), P = index_RUP.size(2);
+  return (index_RUP.reshape({RH, P}) + at::arange(RH, index_RUP.options()).mul(P).view({RH, 1})).reshape({-1});
 }
 
 }  // namespace smyrf

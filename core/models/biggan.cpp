@@ -203,13 +203,13 @@ class ConditionalBnImpl : public torch::nn::Module {
     mean_ = register_buffer("stored_mean", torch::zeros({channels}));
     var_ = register_buffer("stored_var", torch::ones({channels}));
   }
-  at::Tensor forward(const at::Tensor& x_BCHW, const at::Tensor& cond) {
-    if (kind_ == Kind::kNone) return plain_->forward(x_BCHW);
+  at::Tensor forward(const at::Tensor& x_BCVW, const at::Tensor& cond) {
+    if (kind_ == Kind::kNone) return plain_->forward(x_BCVW);
     const at::Tensor gain = kind_ == Kind::kLinear ? gain_lin_->forward(cond) : gain_emb_->forward(cond);
     const at::Tensor bias = kind_ == Kind::kLinear ? bias_lin_->forward(cond) : bias_emb_->forward(cond);
     const at::Tensor normed =
-        at::batch_norm(x_BCHW, {}, {}, mean_, var_, is_training(), kBnMomentum, eps_, /*cudnn_enabled=*/true);
-    const int64_t b = x_BCHW.size(0), c = x_BCHW.size(1);
+        at::batch_norm(x_BCVW, {}, {}, mean_, var_, is_training(), kBnMomentum, eps_, /*cudnn_enabled=*/true);
+    const int64_t b = x_BCVW.size(0), c = x_BCVW.size(1);
     return normed * (1 + gain).view({b, c, 1, 1}) + bias.view({b, c, 1, 1});
   }
 
@@ -410,16 +410,16 @@ AttentionShape BigGanAttentionImpl::shape_for(int64_t batch, int64_t channels, i
   return s;
 }
 
-at::Tensor BigGanAttentionImpl::forward(const at::Tensor& x_BCHW, at::Generator& generator) {
-  const int64_t b = x_BCHW.size(0), c = x_BCHW.size(1), h = x_BCHW.size(2), w = x_BCHW.size(3);
-  TORCH_CHECK(c == channels_ && h % 2 == 0 && w % 2 == 0, "BigGAN attention: x_BCHW must be [B, ", channels_,
-              ", H, W] with even H, W; got ", x_BCHW.sizes());
+at::Tensor BigGanAttentionImpl::forward(const at::Tensor& x_BCVW, at::Generator& generator) {
+  const int64_t b = x_BCVW.size(0), c = x_BCVW.size(1), h = x_BCVW.size(2), w = x_BCVW.size(3);
+  TORCH_CHECK(c == channels_ && h % 2 == 0 && w % 2 == 0, "BigGAN attention: x_BCVW must be [B, ", channels_,
+              ", H, W] with even H, W; got ", x_BCVW.sizes());
   const int64_t x_pos = h * w, m_pos = x_pos / 4;
-  const at::Tensor theta = impl_of<SnConv2dImpl>(theta_)->forward(x_BCHW);
-  const at::Tensor phi = at::max_pool2d(impl_of<SnConv2dImpl>(phi_)->forward(x_BCHW), {2, 2});
-  const at::Tensor g = at::max_pool2d(impl_of<SnConv2dImpl>(g_)->forward(x_BCHW), {2, 2});
+  const at::Tensor theta = impl_of<SnConv2dImpl>(theta_)->forward(x_BCVW);
+  const at::Tensor phi = at::max_pool2d(impl_of<SnConv2dImpl>(phi_)->forward(x_BCVW), {2, 2});
+  const at::Tensor g = at::max_pool2d(impl_of<SnConv2dImpl>(g_)->forward(x_BCVW), {2, 2});
   // Methods take float32/float64: under autocast the projections may be half precision.
-  const auto dtype = x_BCHW.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto dtype = x_BCVW.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   AttentionInputs in;
   in.q_BHND = theta.reshape({b, c / 8, x_pos}).transpose(1, 2).unsqueeze(1).to(dtype);
   in.k_BHMD = phi.reshape({b, c / 8, m_pos}).transpose(1, 2).unsqueeze(1).to(dtype);
@@ -439,7 +439,7 @@ at::Tensor BigGanAttentionImpl::forward(const at::Tensor& x_BCHW, at::Generator&
     }
   }
   const at::Tensor o_in = out_BXE.to(theta.scalar_type()).transpose(1, 2).reshape({b, c / 2, h, w});
-  return x_BCHW + gamma_ * impl_of<SnConv2dImpl>(o_)->forward(o_in);
+  return x_BCVW + gamma_ * impl_of<SnConv2dImpl>(o_)->forward(o_in);
 }
 
 // ---- generator ----------------------------------------------------------------------------------
@@ -542,15 +542,15 @@ BigGanDiscriminatorImpl::BigGanDiscriminatorImpl(const BigGanConfig& config) : c
   embed_ = register_module("embed", SnEmbedding(config_.n_classes, arch.out.back() * ch, true, config_.sn_eps));
 }
 
-at::Tensor BigGanDiscriminatorImpl::forward(const at::Tensor& images_B3RR, const at::Tensor& y_B,
+at::Tensor BigGanDiscriminatorImpl::forward(const at::Tensor& images_B3AA, const at::Tensor& y_B,
                                             at::Generator& generator) {
   const int64_t r = config_.resolution;
-  TORCH_CHECK(images_B3RR.dim() == 4 && images_B3RR.size(1) == 3 && images_B3RR.size(2) == r &&
-                  images_B3RR.size(3) == r,
-              "images_B3RR must be [B, 3, ", r, ", ", r, "], got ", images_B3RR.sizes());
-  const int64_t b = images_B3RR.size(0);
+  TORCH_CHECK(images_B3AA.dim() == 4 && images_B3AA.size(1) == 3 && images_B3AA.size(2) == r &&
+                  images_B3AA.size(3) == r,
+              "images_B3AA must be [B, 3, ", r, ", ", r, "], got ", images_B3AA.sizes());
+  const int64_t b = images_B3AA.size(0);
   check_labels(y_B, b, config_.n_classes);
-  at::Tensor h = images_B3RR;
+  at::Tensor h = images_B3AA;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     h = impl_of<DBlockImpl>(blocks_[i])->forward(h);
     if (attentions_[i]) h = attentions_[i]->forward(h, generator);
@@ -558,44 +558,6 @@ at::Tensor BigGanDiscriminatorImpl::forward(const at::Tensor& images_B3RR, const
   const at::Tensor pooled_BC = at::relu(h).sum({2, 3});
   const at::Tensor out = impl_of<SnLinearImpl>(linear_)->forward(pooled_BC).squeeze(1);
   return out + (impl_of<SnEmbeddingImpl>(embed_)->forward(y_B) * pooled_BC).sum(1);
-}
-
-// ---- state --------------------------------------------------------------------------------------
-
-std::map<std::string, at::Tensor> module_state(torch::nn::Module& module) {
-  std::map<std::string, at::Tensor> state;
-  for (const auto& item : module.named_parameters()) state[item.key()] = item.value().detach().to(at::kCPU).contiguous();
-  for (const auto& item : module.named_buffers()) state[item.key()] = item.value().detach().to(at::kCPU).contiguous();
-  return state;
-}
-
-void load_module_state(torch::nn::Module& module, const std::string& safetensors_path) {
-  const SafetensorsFile file = SafetensorsFile::open(safetensors_path);
-  std::set<std::string> expected;
-  at::NoGradGuard no_grad;
-  auto copy_in = [&](const std::string& key, at::Tensor& target) {
-    expected.insert(key);
-    if (!file.contains(key))
-      throw IoError(fmt::format("'{}' lacks tensor '{}' (shape {}): it was saved from another architecture; check the "
-                                "model section against the file's biggan.json",
-                                safetensors_path, key, fmt::join(target.sizes(), "x")));
-    const at::Tensor stored = file.tensor(key);
-    if (stored.sizes() != target.sizes())
-      throw IoError(fmt::format("'{}': tensor '{}' has shape [{}], the model expects [{}]", safetensors_path, key,
-                                fmt::join(stored.sizes(), ", "), fmt::join(target.sizes(), ", ")));
-    target.copy_(stored.to(target.scalar_type()));
-  };
-  for (auto& item : module.named_parameters()) copy_in(item.key(), item.value());
-  for (auto& item : module.named_buffers()) copy_in(item.key(), item.value());
-  std::vector<std::string> extra;
-  for (const auto& entry : file.entries())
-    if (!expected.count(entry.first)) extra.push_back(entry.first);
-  if (!extra.empty()) {
-    if (extra.size() > 5) extra.resize(5);
-    throw IoError(fmt::format("'{}' holds tensors this model does not have ({}...): it was saved from another "
-                              "architecture; check the model section",
-                              safetensors_path, fmt::join(extra, ", ")));
-  }
 }
 
 }  // namespace smyrf

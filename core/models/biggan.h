@@ -1,8 +1,8 @@
 // BigGAN generator and discriminator (Brock et al. 2019) with one self-attention block whose
 // attention method is pluggable: dense softmax as in SAGAN/BigGAN, or SMYRF and its peers.
 //
-// Shape legend: B batch, Z latent size (dim_z), R image resolution, C channels, X = H·W positions.
-//   z_BZ (float), y_B (int64 class ids), images_B3RR (float in [-1, 1]), d_out_B (float logits).
+// Shape legend: B batch, Z latent size (dim_z), A image side (resolution), C channels, X = V·W positions.
+//   z_BZ (float), y_B (int64 class ids), images_B3AA (float in [-1, 1]), d_out_B (float logits).
 //   Inside the attention block: q_B1XD (D = C/8) over all X positions; k_B1MD, v_B1ME (E = C/2)
 //   over the M = X/4 positions left by a 2×2 max-pool, so a method's key clusters are a quarter of
 //   its query clusters (C_k = C_q/4). Logits are not scaled (scale 1), as in BigGAN.
@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/attention/attention_method.h"
+#include "core/models/module_state.h"
 #include "core/util/json_options.h"
 
 namespace smyrf {
@@ -92,7 +93,7 @@ class SpectralWeightImpl;
 class BigGanAttentionImpl : public torch::nn::Module {
  public:
   BigGanAttentionImpl(int64_t channels, double sn_eps);
-  at::Tensor forward(const at::Tensor& x_BCHW, at::Generator& generator);
+  at::Tensor forward(const at::Tensor& x_BCVW, at::Generator& generator);
   void set_method(std::shared_ptr<const AttentionMethod> method) { method_ = std::move(method); }
   const std::shared_ptr<const AttentionMethod>& method() const { return method_; }
   // Shapes the method sees for a batch at this block's resolution.
@@ -110,7 +111,7 @@ TORCH_MODULE(BigGanAttention);
 class BigGanGeneratorImpl : public torch::nn::Module {
  public:
   explicit BigGanGeneratorImpl(const BigGanConfig& config);
-  // z_BZ float [B, dim_z], y_B int64 [B] in [0, n_classes) -> images_B3RR in [-1, 1].
+  // z_BZ float [B, dim_z], y_B int64 [B] in [0, n_classes) -> images_B3AA in [-1, 1].
   at::Tensor forward(const at::Tensor& z_BZ, const at::Tensor& y_B, at::Generator& generator);
   const BigGanConfig& config() const { return config_; }
   // The attention block (nullptr when g_attn is 0).
@@ -130,8 +131,8 @@ TORCH_MODULE(BigGanGenerator);
 class BigGanDiscriminatorImpl : public torch::nn::Module {
  public:
   explicit BigGanDiscriminatorImpl(const BigGanConfig& config);
-  // images_B3RR float, y_B int64 -> d_out_B (unbounded logits; hinge loss outside).
-  at::Tensor forward(const at::Tensor& images_B3RR, const at::Tensor& y_B, at::Generator& generator);
+  // images_B3AA float, y_B int64 -> d_out_B (unbounded logits; hinge loss outside).
+  at::Tensor forward(const at::Tensor& images_B3AA, const at::Tensor& y_B, at::Generator& generator);
   const BigGanConfig& config() const { return config_; }
 
  private:
@@ -141,12 +142,5 @@ class BigGanDiscriminatorImpl : public torch::nn::Module {
   std::shared_ptr<torch::nn::Module> linear_, embed_;
 };
 TORCH_MODULE(BigGanDiscriminator);
-
-// Every parameter and buffer by name (CPU, contiguous copies): what a checkpoint stores.
-std::map<std::string, at::Tensor> module_state(torch::nn::Module& module);
-// Copies every parameter and buffer from a safetensors file; a missing tensor or a wrong shape is
-// an error naming the key and the file; tensors the module lacks are an error too (a checkpoint
-// of another architecture), listing a few.
-void load_module_state(torch::nn::Module& module, const std::string& safetensors_path);
 
 }  // namespace smyrf

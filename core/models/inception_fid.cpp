@@ -22,8 +22,8 @@ constexpr const char* kFidConversionHint =
     "convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth with scripts/convert_fid_inception.py";
 
 // TensorFlow's average pool ignores the zero padding: count_include_pad=false.
-at::Tensor fid_tf_avg_pool_3x3(const at::Tensor& x_BCHW) {
-  return at::avg_pool2d(x_BCHW, {3, 3}, {1, 1}, {1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
+at::Tensor fid_tf_avg_pool_3x3(const at::Tensor& x_BCVW) {
+  return at::avg_pool2d(x_BCVW, {3, 3}, {1, 1}, {1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
 }
 
 // cuDNN may run float32 convolutions in TF32 (PyTorch's default; 10 mantissa bits, ~1e-3 relative
@@ -64,7 +64,7 @@ FidBasicConv2dImpl::FidBasicConv2dImpl(int64_t in_channels, int64_t out_channels
   bn_ = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out_channels).eps(kFidBatchNormEps)));
 }
 
-at::Tensor FidBasicConv2dImpl::forward(const at::Tensor& x_BCHW) { return at::relu(bn_->forward(conv_->forward(x_BCHW))); }
+at::Tensor FidBasicConv2dImpl::forward(const at::Tensor& x_BCVW) { return at::relu(bn_->forward(conv_->forward(x_BCVW))); }
 
 void FidMixedImpl::add(const std::string& name, int64_t in, int64_t out, std::vector<int64_t> kernel,
                        std::vector<int64_t> stride, std::vector<int64_t> padding) {
@@ -72,7 +72,7 @@ void FidMixedImpl::add(const std::string& name, int64_t in, int64_t out, std::ve
                                                             std::move(padding))));
 }
 
-at::Tensor FidMixedImpl::run(const std::string& name, const at::Tensor& x_BCHW) { return convs_.at(name)->forward(x_BCHW); }
+at::Tensor FidMixedImpl::run(const std::string& name, const at::Tensor& x_BCVW) { return convs_.at(name)->forward(x_BCVW); }
 
 // Branch widths are torchvision's InceptionA..E; registration order follows their __init__.
 FidMixedImpl::FidMixedImpl(FidMixedKind kind, int64_t in, int64_t width) : kind_(kind) {
@@ -253,20 +253,20 @@ FidInceptionV3 FidInceptionV3Impl::load(const std::string& path) {
   return net;
 }
 
-InceptionOutputs FidInceptionV3Impl::forward(const at::Tensor& images_B3HW) {
-  TORCH_CHECK(images_B3HW.defined() && images_B3HW.dim() == 4 && images_B3HW.size(1) == 3,
-              "FidInceptionV3: images_B3HW must be [B, 3, H, W], got ",
-              images_B3HW.defined() ? shape_string(images_B3HW.sizes()) : std::string("an undefined tensor"));
-  TORCH_CHECK(images_B3HW.is_floating_point(), "FidInceptionV3: images_B3HW must be floating point in [0, 1], got ",
-              images_B3HW.scalar_type(), " (divide uint8 images by 255)");
-  TORCH_CHECK(images_B3HW.size(2) >= 1 && images_B3HW.size(3) >= 1, "FidInceptionV3: images_B3HW ",
-              shape_string(images_B3HW.sizes()), " has no pixels");
+InceptionOutputs FidInceptionV3Impl::forward(const at::Tensor& images_B3VW) {
+  TORCH_CHECK(images_B3VW.defined() && images_B3VW.dim() == 4 && images_B3VW.size(1) == 3,
+              "FidInceptionV3: images_B3VW must be [B, 3, H, W], got ",
+              images_B3VW.defined() ? shape_string(images_B3VW.sizes()) : std::string("an undefined tensor"));
+  TORCH_CHECK(images_B3VW.is_floating_point(), "FidInceptionV3: images_B3VW must be floating point in [0, 1], got ",
+              images_B3VW.scalar_type(), " (divide uint8 images by 255)");
+  TORCH_CHECK(images_B3VW.size(2) >= 1 && images_B3VW.size(3) >= 1, "FidInceptionV3: images_B3VW ",
+              shape_string(images_B3VW.sizes()), " has no pixels");
   eval();
   torch::NoGradGuard no_grad;
   const at::Device device = fc_->weight.device();
   FidNoCudnnTf32Guard no_tf32(device.is_cuda());
 
-  at::Tensor x = images_B3HW.to(device, at::kFloat);
+  at::Tensor x = images_B3VW.to(device, at::kFloat);
   x = at::upsample_bilinear2d(x, {kFidInceptionSize, kFidInceptionSize}, /*align_corners=*/false);
   x = 2 * x - 1;
   for (auto& [name, conv] : stem_) {

@@ -5,11 +5,11 @@
 // the pool branch of Mixed_5b/5c/5d (A), Mixed_6b..6e (C) and Mixed_7b (E_1) averages over real
 // pixels only (avg_pool2d count_include_pad=false, as TensorFlow does); Mixed_7c (E_2) max-pools
 // in its pool branch; the classifier has 1008 classes. BatchNorm eps is 0.001; no aux classifier.
-// Input: images_B3HW float in [0, 1], any H and W, resized to 299×299 bilinearly (align_corners
+// Input: images_B3VW float in [0, 1], any H and W, resized to 299×299 bilinearly (align_corners
 // false, no antialiasing: pytorch-fid's F.interpolate) and scaled to [-1, 1].
 // Output: pool3_B2048 (the 2048-d final average pool that FID and KID use) and logits_B1008 (fc,
 // for the Inception Score), float32 on the network's device.
-// Shape legend: B images, C channels, H/W height/width; x_BCHW inside the blocks.
+// Shape legend: B images, C channels, V/W height/width; x_BCVW inside the blocks.
 // Parameter and buffer names are exactly pytorch-fid's state_dict keys (Conv2d_1a_3x3.conv.weight,
 // Mixed_5b.branch1x1.bn.running_var, ..., fc.weight), so scripts/convert_fid_inception.py only
 // changes the file format. Weights: pt_inception-2015-12-05-6726825d.pth from pytorch-fid's
@@ -41,7 +41,7 @@ class FidBasicConv2dImpl : public torch::nn::Module {
  public:
   FidBasicConv2dImpl(int64_t in_channels, int64_t out_channels, std::vector<int64_t> kernel,
                      std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0});
-  at::Tensor forward(const at::Tensor& x_BCHW);
+  at::Tensor forward(const at::Tensor& x_BCVW);
 
  private:
   torch::nn::Conv2d conv_{nullptr};
@@ -57,13 +57,13 @@ enum class FidMixedKind { kA, kB, kC, kD, kE1, kE2 };
 class FidMixedImpl : public torch::nn::Module {
  public:
   FidMixedImpl(FidMixedKind kind, int64_t in_channels, int64_t width = 0);
-  at::Tensor forward(const at::Tensor& x_BCHW);
+  at::Tensor forward(const at::Tensor& x_BCVW);
   int64_t out_channels() const { return out_channels_; }
 
  private:
   void add(const std::string& name, int64_t in, int64_t out, std::vector<int64_t> kernel,
            std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0});
-  at::Tensor run(const std::string& name, const at::Tensor& x_BCHW);
+  at::Tensor run(const std::string& name, const at::Tensor& x_BCVW);
 
   FidMixedKind kind_;
   int64_t out_channels_ = 0;
@@ -90,9 +90,9 @@ class FidInceptionV3Impl : public torch::nn::Module {
   // The returned network is in eval mode on the CPU; move it with ->to(device).
   static FidInceptionV3 load(const std::string& safetensors_path);
 
-  // images_B3HW: float (any floating dtype) in [0, 1], any H, W >= 1, on any device (moved to the
+  // images_B3VW: float (any floating dtype) in [0, 1], any H, W >= 1, on any device (moved to the
   // network's). Always evaluates in eval mode without autograd; see the file comment.
-  InceptionOutputs forward(const at::Tensor& images_B3HW);
+  InceptionOutputs forward(const at::Tensor& images_B3VW);
 
   // Where the weights came from: the file given to load() ("" for random weights) and the sha256
   // of the original .pth as the conversion script recorded it ("unknown" when not recorded).

@@ -48,16 +48,16 @@ at::Tensor SequenceClassifierImpl::forward(const at::Tensor& ids_BN, const std::
   return head_out_->forward(dropout_->forward(at::tanh(head_dense_->forward(first_BC))));
 }
 
-at::Tensor SequenceClassifierImpl::loss(const at::Tensor& logits_BL, const at::Tensor& labels_B) const {
-  TORCH_CHECK(logits_BL.dim() == 2 && logits_BL.size(1) == num_labels_, "loss: logits_BL must be [B, ", num_labels_,
-              "], got ", logits_BL.sizes());
-  TORCH_CHECK(labels_B.dim() == 1 && labels_B.size(0) == logits_BL.size(0), "loss: labels_B must be [",
-              logits_BL.size(0), "], got ", labels_B.sizes());
-  if (num_labels_ == 1) return at::mse_loss(logits_BL.squeeze(1), labels_B.to(logits_BL.scalar_type()));
+at::Tensor SequenceClassifierImpl::loss(const at::Tensor& logits_BK, const at::Tensor& labels_B) const {
+  TORCH_CHECK(logits_BK.dim() == 2 && logits_BK.size(1) == num_labels_, "loss: logits_BK must be [B, ", num_labels_,
+              "], got ", logits_BK.sizes());
+  TORCH_CHECK(labels_B.dim() == 1 && labels_B.size(0) == logits_BK.size(0), "loss: labels_B must be [",
+              logits_BK.size(0), "], got ", labels_B.sizes());
+  if (num_labels_ == 1) return at::mse_loss(logits_BK.squeeze(1), labels_B.to(logits_BK.scalar_type()));
   TORCH_CHECK(labels_B.scalar_type() == at::kLong, "loss: labels_B must be int64 class ids for classification");
   TORCH_CHECK(labels_B.numel() == 0 || (labels_B.min().item<int64_t>() >= 0 && labels_B.max().item<int64_t>() < num_labels_),
               "loss: labels_B must lie in [0, ", num_labels_, ")");
-  return at::cross_entropy_loss(logits_BL, labels_B);
+  return at::cross_entropy_loss(logits_BK, labels_B);
 }
 
 PretrainedClassifier load_pretrained_classifier(const std::string& model_dir, int64_t num_labels,

@@ -1,12 +1,12 @@
 // SequenceClassifier: an encoder with Hugging Face's sequence-classification head, for fine-tuning
 // (GLUE, IMDB) and for running fine-tuned checkpoints.
 //
-// Shape legend: B batch, N tokens, C hidden size, L labels (L = 1 means regression, e.g. STS-B).
-//   BERT    logits_BL = classifier(dropout(pooler(hidden[:, 0])))             (BertForSequenceClassification)
-//   RoBERTa logits_BL = out_proj(dropout(tanh(dense(dropout(hidden[:, 0])))))  (RobertaClassificationHead)
+// Shape legend: B batch, N tokens, C hidden size, K labels (K = 1 means regression, e.g. STS-B).
+//   BERT    logits_BK = classifier(dropout(pooler(hidden[:, 0])))             (BertForSequenceClassification)
+//   RoBERTa logits_BK = out_proj(dropout(tanh(dense(dropout(hidden[:, 0])))))  (RobertaClassificationHead)
 // Parameter names are transformers' ("bert.encoder...", "classifier.weight"; "roberta...",
 // "classifier.dense.weight", "classifier.out_proj.weight"), so fine-tuned checkpoints load and save
-// by name. Loss: cross-entropy over L classes, mean squared error when L = 1.
+// by name. Loss: cross-entropy over K classes, mean squared error when K = 1.
 // Tested by tests/test_models.cpp (head shapes, loss, a few optimisation steps reduce the loss) and
 // tests/python/test_bert_parity.py (logits of transformers' classifiers).
 #pragma once
@@ -23,9 +23,9 @@ class SequenceClassifierImpl : public torch::nn::Module {
                          uint64_t init_seed);
 
   at::Tensor forward(const at::Tensor& ids_BN, const std::optional<at::Tensor>& type_ids_BN,
-                     const std::optional<at::Tensor>& keep_BN, at::Generator& generator);  // logits_BL
+                     const std::optional<at::Tensor>& keep_BN, at::Generator& generator);  // logits_BK
   // labels_B: int64 class ids, or float targets when num_labels == 1.
-  at::Tensor loss(const at::Tensor& logits_BL, const at::Tensor& labels_B) const;
+  at::Tensor loss(const at::Tensor& logits_BK, const at::Tensor& labels_B) const;
 
   TransformerEncoder& encoder() { return encoder_; }
   int64_t num_labels() const { return num_labels_; }

@@ -136,7 +136,7 @@ int fid_stats_command(const ImageArgs& c) {
       n, c.batch, progress);
   if (bar) bar->finish();
   const FeatureSource source = fid_feature_source(net, fmt::format("{}:/{}", c.images, c.dataset));
-  write_feature_stats(c.output, feature_stats(outputs.pool3_N2048), source);
+  write_feature_stats(c.output, feature_stats(outputs.pool3_B2048), source);
   if (!c.features_output.empty()) write_inception_features(c.features_output, outputs, source);
   fmt::print("{}: {} images ({}x{}) -> pool3 statistics {}{} (device {})\n", c.images, n, dims[2], dims[3], c.output,
              c.features_output.empty() ? "" : ", features " + c.features_output, device.str());

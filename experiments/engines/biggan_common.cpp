@@ -83,27 +83,27 @@ GeneratorAttention build_generator_attention(const json& attention, const BigGan
   return g;
 }
 
-at::Tensor quantize_to_unit(const at::Tensor& images_B3RR) {
-  return ((images_B3RR.to(at::kFloat).clamp(-1, 1) + 1) * 127.5).round() / 255.0;
+at::Tensor quantize_to_unit(const at::Tensor& images_B3AA) {
+  return ((images_B3AA.to(at::kFloat).clamp(-1, 1) + 1) * 127.5).round() / 255.0;
 }
 
-void write_image_grid(const std::string& path, const at::Tensor& images_B3RR, int64_t columns) {
-  TORCH_CHECK(images_B3RR.dim() == 4 && images_B3RR.size(1) == 3, "images_B3RR must be [B, 3, R, R], got ",
-              images_B3RR.sizes());
-  const int64_t b = images_B3RR.size(0), h = images_B3RR.size(2), w = images_B3RR.size(3);
+void write_image_grid(const std::string& path, const at::Tensor& images_B3AA, int64_t columns) {
+  TORCH_CHECK(images_B3AA.dim() == 4 && images_B3AA.size(1) == 3, "images_B3AA must be [B, 3, R, R], got ",
+              images_B3AA.sizes());
+  const int64_t b = images_B3AA.size(0), h = images_B3AA.size(2), w = images_B3AA.size(3);
   TORCH_CHECK(b > 0 && columns > 0, "write_image_grid: no images or no columns");
   constexpr int64_t kGutter = 2;
   const int64_t cols = std::min(columns, b), rows = (b + cols - 1) / cols;
   const int64_t grid_h = rows * h + (rows + 1) * kGutter, grid_w = cols * w + (cols + 1) * kGutter;
-  at::Tensor grid_HW3 = at::full({grid_h, grid_w, 3}, 255, at::kByte);
-  const at::Tensor pixels_BHW3 =
-      (quantize_to_unit(images_B3RR.detach().to(at::kCPU)) * 255).round().to(at::kByte).permute({0, 2, 3, 1});
+  at::Tensor grid_VW3 = at::full({grid_h, grid_w, 3}, 255, at::kByte);
+  const at::Tensor pixels_BVW3 =
+      (quantize_to_unit(images_B3AA.detach().to(at::kCPU)) * 255).round().to(at::kByte).permute({0, 2, 3, 1});
   for (int64_t i = 0; i < b; ++i) {
     const int64_t top = kGutter + (i / cols) * (h + kGutter), left = kGutter + (i % cols) * (w + kGutter);
-    grid_HW3.slice(0, top, top + h).slice(1, left, left + w).copy_(pixels_BHW3[i]);
+    grid_VW3.slice(0, top, top + h).slice(1, left, left + w).copy_(pixels_BVW3[i]);
   }
   fs::create_directories(fs::path(path).parent_path());
-  const at::Tensor contiguous = grid_HW3.contiguous();
+  const at::Tensor contiguous = grid_VW3.contiguous();
   write_png(path, contiguous.data_ptr<uint8_t>(), grid_h, grid_w, 3);
 }
 
@@ -150,8 +150,8 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
   const InceptionBatchOutputs fake = run_inception(
       net, [&](int64_t start, int64_t count) { return quantize_to_unit(generated(start, count)).to(device); },
       options.samples, options.batch, report("Inception on generated images"));
-  const FeatureStats fake_stats = feature_stats(fake.pool3_N2048);
-  const MeanStd is = inception_score(fake.logits_N1008, std::min(options.is_splits, options.samples));
+  const FeatureStats fake_stats = feature_stats(fake.pool3_B2048);
+  const MeanStd is = inception_score(fake.logits_B1008, std::min(options.is_splits, options.samples));
   result.metrics["inception_score"] = {is.mean, "1", true};
   result.metrics["inception_score_std"] = {is.std, "1", false};
   const FeatureSource source = fid_feature_source(net, "generator");
@@ -180,7 +180,7 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
     const InceptionBatchOutputs real = run_inception(
         net, [&](int64_t start, int64_t count) { return reference_01(start, count).to(device); }, reference_count,
         options.batch, report("Inception on real images"));
-    real_features = real.pool3_N2048;
+    real_features = real.pool3_B2048;
     real_stats = feature_stats(real_features);
     reference_note = fmt::format("{} real images of {}", reference_count, reference_identity);
     if (!options.reference_stats.empty())
@@ -200,7 +200,7 @@ void add_image_quality(RunResult& result, const ImageQualityOptions& options, co
   result.notes["fid"] = fmt::format("{}; vs {}", protocol, reference_note);
   if (real_features.defined()) {
     const int64_t subset = std::min({options.kid_subset_size, options.samples, reference_count});
-    const MeanStd k = kid(fake.pool3_N2048, real_features, options.kid_subsets, subset, /*seed=*/0);
+    const MeanStd k = kid(fake.pool3_B2048, real_features, options.kid_subsets, subset, /*seed=*/0);
     result.metrics["kid_mean"] = {k.mean, "1", false};
     result.metrics["kid_std"] = {k.std, "1", false};
     result.notes["kid"] = fmt::format("{}; vs {}; {} subsets of {}", protocol, reference_note, options.kid_subsets, subset);

@@ -1,7 +1,7 @@
 // What the BigGAN pipelines share (celeba_biggan trains, biggan_pretrained samples):
 // the `model` section, G's attention method, sample grids as PNG and the image-quality metrics.
 //
-// Shape legend: B images, R resolution; images_B3RR are G outputs in [-1, 1].
+// Shape legend: B images, A image side (resolution); images_B3AA are G outputs in [-1, 1].
 //   "model": BigGAN architecture keys (core/models/biggan.h BigGanConfig: resolution, g_ch, d_ch,
 //            dim_z, n_classes, shared_dim, hier, g_attn, d_attn, bn_eps, sn_eps, g_conditional_bn),
 //            or {"dir": DIR} for a converted checkpoint (DIR/biggan.json, DIR/generator.safetensors;
@@ -47,11 +47,11 @@ struct GeneratorAttention {
 GeneratorAttention build_generator_attention(const nlohmann::json& attention, const BigGanConfig& model,
                                              const std::string& source);
 
-// Writes images_B3RR (values in [-1, 1]) as one PNG grid, `columns` per row, 2-pixel white gutters.
-void write_image_grid(const std::string& path, const at::Tensor& images_B3RR, int64_t columns);
+// Writes images_B3AA (values in [-1, 1]) as one PNG grid, `columns` per row, 2-pixel white gutters.
+void write_image_grid(const std::string& path, const at::Tensor& images_B3AA, int64_t columns);
 
 // [-1, 1] floats -> the uint8 levels a saved PNG would hold, as floats in [0, 1] (Inception input).
-at::Tensor quantize_to_unit(const at::Tensor& images_B3RR);
+at::Tensor quantize_to_unit(const at::Tensor& images_B3AA);
 
 struct ImageQualityOptions {
   std::string inception_weights;  // FID Inception safetensors (scripts/convert_fid_inception.py); "" = none
@@ -63,7 +63,7 @@ struct ImageQualityOptions {
   void read(JsonReader& eval_reader);  // reads these keys only; the caller finishes the reader
 };
 
-// Generated images [start, start+count) as images_B3RR; the reference side as float [0, 1] batches.
+// Generated images [start, start+count) as images_B3AA; the reference side as float [0, 1] batches.
 using ImageSource = std::function<at::Tensor(int64_t start, int64_t count)>;
 
 // FID (vs the reference statistics), KID (when reference features are at hand) and IS of

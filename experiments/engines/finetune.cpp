@@ -1,4 +1,4 @@
-// Fine-tuning engine; see finetune.h. Shape legend: B examples in a batch, N tokens, L labels.
+// Fine-tuning engine; see finetune.h. Shape legend: B examples in a batch, N tokens, K labels.
 #include "experiments/engines/finetune.h"
 
 #include <ATen/ATen.h>
@@ -8,7 +8,6 @@
 #include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
-#include <torch/serialize/archive.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +25,7 @@
 #include "core/util/strings.h"
 #include "experiments/engines/checkpoint.h"
 #include "experiments/engines/pretrained_text.h"
+#include "experiments/engines/training_loop.h"
 #include "experiments/metrics/task_metrics.h"
 
 namespace smyrf {
@@ -134,9 +134,11 @@ std::shared_ptr<const AttentionMethod> build_attention(const json& attention, co
   BudgetChoice budget = resolve_memory_budget(attention.is_null() ? json{{"method", "dense"}} : attention, shape,
                                               json_path, source);
   json resolved = budget.attention;
-  if (!resolved.contains("dropout") && make_attention(resolved, json_path, source)->options_json().contains("dropout"))
+  std::shared_ptr<const AttentionMethod> method = make_attention(resolved, json_path, source);
+  if (!resolved.contains("dropout") && method->capabilities().dropout) {
     resolved["dropout"] = mc.attention_probs_dropout_prob;
-  auto method = std::shared_ptr<const AttentionMethod>(make_attention(resolved, json_path, source));
+    method = make_attention(resolved, json_path, source);
+  }
   const AttentionRequest request{shape, false, true};
   if (const auto reasons = method->unsupported_reasons(request); !reasons.empty())
     throw ConfigError(fmt::format("config '{}': '{}' ({}) cannot serve {} tokens with padding: {}", source, json_path,
@@ -175,80 +177,6 @@ std::map<std::string, at::Tensor> cpu_parameters(torch::nn::Module& module) {
   std::map<std::string, at::Tensor> tensors;
   for (const auto& item : module.named_parameters()) tensors[item.key()] = item.value().detach().to(at::kCPU).contiguous();
   return tensors;
-}
-
-void copy_parameters_from(torch::nn::Module& module, const std::string& safetensors_path) {
-  const SafetensorsFile file = SafetensorsFile::open(safetensors_path);
-  at::NoGradGuard no_grad;
-  for (auto& item : module.named_parameters()) {
-    const at::Tensor stored = file.tensor(item.key());
-    TORCH_CHECK(stored.sizes() == item.value().sizes(), "checkpoint '", safetensors_path, "': ", item.key(), " has shape ",
-                stored.sizes(), ", the model expects ", item.value().sizes());
-    item.value().copy_(stored);
-  }
-}
-
-// ---- checkpoints ----------------------------------------------------------------------------
-
-// What a run needs to continue where it stopped; everything else is in the files beside it.
-struct TrainState {
-  int64_t step = 0, epoch = 0, next_batch = 0;  // optimizer steps done; position in the data
-  double train_time_s = 0;
-  int64_t train_tokens = 0, train_padded_tokens = 0, train_examples = 0;
-  double window_loss = 0, epoch_loss = 0;  // sums over the current log window / epoch
-  int64_t window_count = 0, epoch_count = 0;
-  std::map<std::string, std::vector<double>> curves;
-  bool final_eval_current = false;  // the last eval was of the final weights (nothing to redo)
-
-  json to_json() const {
-    return {{"step", step}, {"epoch", epoch}, {"next_batch", next_batch}, {"train_time_s", train_time_s},
-            {"train_tokens", train_tokens}, {"train_padded_tokens", train_padded_tokens},
-            {"train_examples", train_examples}, {"window_loss", window_loss}, {"window_count", window_count},
-            {"epoch_loss", epoch_loss}, {"epoch_count", epoch_count}, {"curves", curves}};
-  }
-  static TrainState from_json(const json& j) {
-    TrainState s;
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.next_batch = j.at("next_batch");
-    s.train_time_s = j.at("train_time_s");
-    s.train_tokens = j.at("train_tokens");
-    s.train_padded_tokens = j.at("train_padded_tokens");
-    s.train_examples = j.at("train_examples");
-    s.window_loss = j.at("window_loss");
-    s.window_count = j.at("window_count");
-    s.epoch_loss = j.at("epoch_loss");
-    s.epoch_count = j.at("epoch_count");
-    s.curves = j.at("curves").get<std::map<std::string, std::vector<double>>>();
-    return s;
-  }
-};
-
-std::vector<at::Generator> generators_to_save(at::Generator& method_gen, const at::Device& device) {
-  std::vector<at::Generator> gens{method_gen, at::detail::getDefaultCPUGenerator()};
-  if (device.is_cuda()) gens.push_back(at::globalContext().defaultGenerator(device));
-  return gens;
-}
-
-void save_checkpoint(const fs::path& run_dir, const json& identity, const TrainState& state, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, std::vector<at::Generator> generators) {
-  write_checkpoint(run_dir, identity, state.to_json(), [&](const fs::path& dir) {
-    write_safetensors((dir / "model.safetensors").string(), cpu_parameters(model));
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    save_generators(archive, std::move(generators));
-    archive.save_to((dir / "optimizer.pt").string());
-  });
-}
-
-TrainState load_checkpoint(const fs::path& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                           std::vector<at::Generator> generators) {
-  copy_parameters_from(model, (dir / "model.safetensors").string());
-  torch::serialize::InputArchive archive;
-  archive.load_from((dir / "optimizer.pt").string());
-  optimizer.load(archive);
-  load_generators(archive, std::move(generators));
-  return TrainState::from_json(checkpoint_state(dir));
 }
 
 // A Hugging Face directory of the fine-tuned model: transformers and this engine both load it.
@@ -305,10 +233,10 @@ EvalOutcome evaluate(SequenceClassifier& model, const EncodedSplit& split, const
                                       order.begin() + static_cast<std::ptrdiff_t>(
                                                           std::min(order.size(), first + static_cast<size_t>(batch))));
     const DeviceBatch b = make_batch(split, members, pad_id, min_length, device);
-    const at::Tensor logits_BL = model->forward(b.ids_BN, b.type_ids_BN, b.keep_BN, gen);
-    loss_sum += model->loss(logits_BL, b.labels_B).item<double>() * static_cast<double>(members.size());
+    const at::Tensor logits_BK = model->forward(b.ids_BN, b.type_ids_BN, b.keep_BN, gen);
+    loss_sum += model->loss(logits_BK, b.labels_B).item<double>() * static_cast<double>(members.size());
     const at::Tensor predicted_B =
-        (split.regression ? logits_BL.squeeze(1) : logits_BL.argmax(1)).to(at::kCPU, at::kDouble).contiguous();
+        (split.regression ? logits_BK.squeeze(1) : logits_BK.argmax(1)).to(at::kCPU, at::kDouble).contiguous();
     const double* predicted = predicted_B.data_ptr<double>();
     for (size_t i = 0; i < members.size(); ++i) predictions[members[i]] = predicted[i];
   }
@@ -331,6 +259,289 @@ double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
   if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
   return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
 }
+
+// ---- the training task ----------------------------------------------------------------------
+
+// What a run holds before training: encoded data, the model with its attention, the eval variants.
+struct FinetuneSetup {
+  EncodedSplit train_data;
+  std::vector<std::pair<std::string, EncodedSplit>> eval_data;  // metric-name suffix -> split
+  int64_t pad_id = 0;
+  EncoderConfig mc;
+  SequenceClassifier model{nullptr};
+  std::vector<int64_t> layers;  // the layers that run the configured attention
+  BudgetChoice budget;
+  std::shared_ptr<const AttentionMethod> method;
+  std::vector<std::shared_ptr<const AttentionMethod>> variant_methods;  // as plan.eval.variants
+  int64_t min_length = 0;                                               // see min_servable_length
+};
+
+FinetuneSetup set_up_finetune(const FinetunePlan& plan, const RunContext& ctx, const FinetuneSplits& splits) {
+  FinetuneSetup s;
+  const auto tokenizer = load_tokenizer(plan.model.path);
+  s.train_data = encode_split(*tokenizer, splits.train, plan.data.max_seq_len, plan.data.max_train_examples, plan.seed);
+  for (const auto& [suffix, split] : splits.evals)
+    s.eval_data.emplace_back(
+        suffix, encode_split(*tokenizer, split, plan.data.max_seq_len, plan.data.max_eval_examples, plan.seed + 1));
+  if (plan.train.epochs > 0 && s.train_data.encodings.empty())
+    throw ConfigError(fmt::format("config '{}': the training split '{}' has no examples", ctx.source, splits.train.source));
+  s.pad_id = tokenizer->pad_id();
+
+  const std::vector<std::string>& label_names = splits.train.label_names;
+  const int64_t num_labels = label_names.empty() ? 1 : static_cast<int64_t>(label_names.size());
+  PretrainedClassifier loaded =
+      load_pretrained_classifier(plan.model.path, num_labels, plan.train.classifier_dropout, plan.seed);
+  if (static_cast<int64_t>(tokenizer->vocab_size()) > loaded.config.vocab_size)
+    throw ConfigError(fmt::format("model '{}': the tokenizer has {} ids but the model's vocabulary is {}",
+                                  plan.model.path, tokenizer->vocab_size(), loaded.config.vocab_size));
+  s.model = loaded.model;
+  s.mc = loaded.config;
+  s.layers = layers_or_all(plan.model.attention_layers, s.mc.num_hidden_layers);
+  s.method = build_attention(plan.attention, s.mc, plan.data.max_seq_len, "attention", ctx.source, &s.budget);
+  s.model->encoder()->set_attention(s.method, s.layers);
+  s.model->to(plan.device);
+  for (const auto& [name, attention] : plan.eval.variants)
+    s.variant_methods.push_back(build_attention(attention, s.mc, plan.data.max_seq_len,
+                                                "eval.attention_variants." + name, ctx.source, nullptr));
+  std::vector<std::shared_ptr<const AttentionMethod>> all_methods = s.variant_methods;
+  all_methods.push_back(s.method);
+  s.min_length = min_servable_length(all_methods, s.mc, plan.data.max_seq_len);
+  return s;
+}
+
+// AdamW without weight decay on biases and LayerNorm weights (as BERT's recipe).
+torch::optim::AdamW make_optimizer(SequenceClassifier& model, const FinetuneTrainOptions& train) {
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    const bool exempt = name.size() >= 5 && (name.compare(name.size() - 5, 5, ".bias") == 0 ||
+                                             name.find("LayerNorm.weight") != std::string::npos);
+    (exempt ? no_decay : decay).push_back(item.value());
+  }
+  const auto adam = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
+                                                           .betas({train.adam_betas[0], train.adam_betas[1]})
+                                                           .eps(train.adam_eps)
+                                                           .weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, adam(train.weight_decay));
+  groups.emplace_back(no_decay, adam(0.0));
+  return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(train.lr));
+}
+
+// Fine-tuning as a TrainingTask: one micro-batch is one batch of examples; an epoch's end closes an
+// accumulation group, records the epoch's mean loss, evaluates (eval.every_epoch) and asks for a
+// checkpoint; finish() scores the final weights (or, with no training, the model as loaded).
+class FinetuneTask : public TrainingTask {
+ public:
+  FinetuneTask(const FinetunePlan& plan, const std::string& run_id, const std::string& task, FinetuneSetup& setup)
+      : plan_(plan), run_id_(run_id), task_(task), s_(setup), optimizer_(make_optimizer(setup.model, plan.train)),
+        all_parameters_(setup.model->parameters()), method_gen_(at::make_generator<at::CPUGeneratorImpl>(plan.seed)) {
+    const FinetuneTrainOptions& train = plan.train;
+    batches_per_epoch_ = (static_cast<int64_t>(s_.train_data.encodings.size()) + train.batch - 1) / train.batch;
+    const int64_t steps_per_epoch = (batches_per_epoch_ + train.grad_accumulation - 1) / train.grad_accumulation;
+    total_steps_ = train.epochs * steps_per_epoch;
+    if (train.max_steps > 0) total_steps_ = std::min(total_steps_, train.max_steps);
+    warmup_ = train.warmup_steps > 0
+                  ? train.warmup_steps
+                  : static_cast<int64_t>(std::ceil(train.warmup_ratio * static_cast<double>(total_steps_)));
+    // The methods' draws and attention dropout come from method_gen_; hidden dropout from LibTorch's
+    // default generators, seeded here (the engine saves them in checkpoints).
+    at::manual_seed(plan.seed);
+  }
+
+  TrainingSchedule schedule() const {
+    TrainingSchedule schedule;
+    schedule.total_steps = total_steps_;
+    schedule.accumulation = plan_.train.grad_accumulation;
+    schedule.log_every = plan_.train.log_every;
+    schedule.checkpoint_every = plan_.train.checkpoint_every;
+    schedule.step_curve = "train_loss_step";
+    schedule.device = plan_.device;
+    return schedule;
+  }
+
+  MicroBatchLog accumulate(int64_t step) override {
+    if (batches_epoch_ != epoch_) {
+      batches_ = epoch_batches(s_.train_data, plan_.train.batch, plan_.train.length_grouping, plan_.seed, epoch_);
+      batches_epoch_ = epoch_;
+    }
+    s_.model->train();
+    const DeviceBatch batch = make_batch(s_.train_data, batches_[static_cast<size_t>(next_batch_)], s_.pad_id,
+                                         s_.min_length, plan_.device);
+    const at::Tensor logits_BK = s_.model->forward(batch.ids_BN, batch.type_ids_BN, batch.keep_BN, method_gen_);
+    const at::Tensor loss = s_.model->loss(logits_BK, batch.labels_B);
+    (loss / static_cast<double>(plan_.train.grad_accumulation)).backward();
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw Error(fmt::format("run '{}': the training loss became {} at step {}; lower train.lr", run_id_,
+                              loss_value, step));
+    epoch_loss_ += loss_value;
+    ++epoch_count_;
+    train_tokens_ += batch.real_tokens;
+    train_padded_tokens_ += batch.padded_tokens;
+    train_examples_ += batch.ids_BN.size(0);
+    ++next_batch_;
+    return {{{"train_loss", loss_value}}, next_batch_ >= batches_per_epoch_};
+  }
+
+  NamedValues optimizer_step(int64_t step) override {
+    const double lr = plan_.train.lr * linear_schedule(step, warmup_, total_steps_);
+    for (auto& group : optimizer_.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    if (plan_.train.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_parameters_, plan_.train.max_grad_norm);
+    optimizer_.step();
+    optimizer_.zero_grad();
+    return {{"lr", lr}};
+  }
+
+  std::string progress_label() const override { return fmt::format("epoch {}, step", epoch_ + 1); }
+
+  bool after_step(int64_t, bool last, Curves& curves) override {
+    if (last || next_batch_ < batches_per_epoch_) return false;  // finish() handles the last epoch
+    close_epoch_loss(curves);
+    if (plan_.eval.every_epoch) record_eval(curves, static_cast<double>(epoch_ + 1));
+    ++epoch_;
+    next_batch_ = 0;
+    return true;
+  }
+
+  // The final weights are always scored, whatever eval.every_epoch says.
+  void finish(int64_t steps_done, Curves& curves) override {
+    if (steps_done == 0) {
+      record_eval(curves, 0.0);  // no training: the model as loaded
+      return;
+    }
+    if (epoch_count_ > 0) close_epoch_loss(curves);
+    record_eval(curves, next_batch_ >= batches_per_epoch_
+                            ? static_cast<double>(epoch_ + 1)
+                            : static_cast<double>(epoch_) +
+                                  static_cast<double>(next_batch_) / static_cast<double>(batches_per_epoch_));
+  }
+
+  nlohmann::json position() const override {
+    return {{"epoch", epoch_}, {"next_batch", next_batch_}, {"train_tokens", train_tokens_},
+            {"train_padded_tokens", train_padded_tokens_}, {"train_examples", train_examples_},
+            {"epoch_loss", epoch_loss_}, {"epoch_count", epoch_count_}};
+  }
+  void set_position(const nlohmann::json& j) override {
+    epoch_ = j.at("epoch");
+    next_batch_ = j.at("next_batch");
+    train_tokens_ = j.at("train_tokens");
+    train_padded_tokens_ = j.at("train_padded_tokens");
+    train_examples_ = j.at("train_examples");
+    epoch_loss_ = j.at("epoch_loss");
+    epoch_count_ = j.at("epoch_count");
+  }
+
+  TrainingParts parts() override { return {{{"model", s_.model.ptr().get()}}, {{"optimizer", &optimizer_}}, {method_gen_}}; }
+
+  // Every eval split scored with the model's current attention: metrics by name, the mean loss.
+  std::pair<std::map<std::string, double>, double> run_eval() {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::map<std::string, double> metrics;
+    double loss_sum = 0;
+    for (const auto& [suffix, split] : s_.eval_data) {
+      const EvalOutcome outcome = evaluate(s_.model, split, task_, plan_.eval.batch, s_.pad_id, s_.min_length,
+                                           plan_.device, plan_.seed + 2);
+      for (const auto& [name, value] : outcome.metrics) metrics[suffixed(name, suffix)] = value;
+      loss_sum += outcome.loss;
+    }
+    eval_time_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return {metrics, s_.eval_data.empty() ? 0.0 : loss_sum / static_cast<double>(s_.eval_data.size())};
+  }
+
+  int64_t total_steps() const { return total_steps_; }
+  int64_t train_tokens() const { return train_tokens_; }
+  int64_t train_padded_tokens() const { return train_padded_tokens_; }
+  int64_t train_examples() const { return train_examples_; }
+
+  std::map<std::string, double> final_metrics;  // the last evaluation's
+  double final_eval_loss = 0;
+  double eval_time_s = 0;
+
+ private:
+  void close_epoch_loss(Curves& curves) {
+    curves["train_loss_epoch"].push_back(epoch_loss_ / static_cast<double>(epoch_count_));
+    epoch_loss_ = 0;
+    epoch_count_ = 0;
+  }
+  void record_eval(Curves& curves, double epoch_position) {
+    auto [metrics, loss] = run_eval();
+    for (const auto& [name, value] : metrics) curves["eval_" + name].push_back(value);
+    curves["eval_loss"].push_back(loss);
+    curves["eval_epoch"].push_back(epoch_position);
+    final_metrics = metrics;
+    final_eval_loss = loss;
+  }
+
+  const FinetunePlan& plan_;
+  const std::string run_id_, task_;
+  FinetuneSetup& s_;
+  torch::optim::AdamW optimizer_;
+  std::vector<at::Tensor> all_parameters_;  // what gradient clipping sees
+  at::Generator method_gen_;
+  int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0;
+  std::vector<std::vector<size_t>> batches_;  // the batches of epoch batches_epoch_
+  int64_t batches_epoch_ = -1;
+  // The position a checkpoint carries.
+  int64_t epoch_ = 0, next_batch_ = 0;
+  int64_t train_tokens_ = 0, train_padded_tokens_ = 0, train_examples_ = 0;
+  double epoch_loss_ = 0;
+  int64_t epoch_count_ = 0;
+};
+
+// The fine-tuned weights scored with each eval.attention_variants entry (interchangeability).
+void score_variants(const FinetunePlan& plan, FinetuneSetup& setup, FinetuneTask& task, RunResult& result) {
+  for (size_t v = 0; v < plan.eval.variants.size(); ++v) {
+    const std::string& name = plan.eval.variants[v].first;
+    setup.model->encoder()->set_attention(setup.variant_methods[v], setup.layers);
+    auto [metrics, loss] = task.run_eval();
+    for (const auto& [metric, value] : metrics) result.metrics[metric + "_with_" + name] = {value, metric_unit(metric), true};
+    result.metrics["eval_loss_with_" + name] = {loss, "1", false};
+  }
+  setup.model->encoder()->set_attention(setup.method, setup.layers);
+}
+
+// Counts, throughput, memory and the budget; see the header comment for the list.
+void add_run_metrics(const FinetunePlan& plan, const FinetuneSetup& s, const FinetuneTask& task,
+                     TrainingOutcome& outcome, RunResult& result) {
+  const int64_t n = plan.data.max_seq_len;
+  const AttentionShape shape{1, s.mc.num_attention_heads, n, n, s.mc.head_dim(), s.mc.head_dim(), 4};
+  double fraction_sum = 0;
+  for (int64_t l = 0; l < s.mc.num_hidden_layers; ++l)
+    fraction_sum += std::count(s.layers.begin(), s.layers.end(), l) ? s.method->cost(shape).memory_fraction : 1.0;
+  const auto metric = [&](const std::string& name, double value, const char* unit, bool higher = false) {
+    result.metrics[name] = {value, unit, higher};
+  };
+  metric("memory_fraction", fraction_sum / static_cast<double>(s.mc.num_hidden_layers), "fraction");
+  metric("train_steps", static_cast<double>(outcome.steps), "count");
+  metric("resumed_from_step", static_cast<double>(outcome.resumed_from), "count");
+  const auto train_examples = static_cast<double>(s.train_data.encodings.size());
+  metric("train_examples", train_examples, "count");
+  int64_t eval_examples = 0;
+  for (const auto& [suffix, split] : s.eval_data) eval_examples += static_cast<int64_t>(split.encodings.size());
+  metric("eval_examples", static_cast<double>(eval_examples), "count");
+  metric("truncated_fraction", train_examples == 0 ? 0.0 : static_cast<double>(s.train_data.truncated) / train_examples,
+         "fraction");
+  if (outcome.train_time_s > 0) {
+    metric("train_time_s", outcome.train_time_s, "s");
+    metric("train_tokens_per_s", static_cast<double>(task.train_tokens()) / outcome.train_time_s, "1/s", true);
+    metric("train_examples_per_s", static_cast<double>(task.train_examples()) / outcome.train_time_s, "1/s", true);
+    metric("train_padding_fraction",
+           1.0 - static_cast<double>(task.train_tokens()) /
+                     static_cast<double>(std::max<int64_t>(1, task.train_padded_tokens())),
+           "fraction");
+  }
+  if (const auto it = outcome.curves.find("train_loss_epoch"); it != outcome.curves.end() && !it->second.empty())
+    metric("train_loss_final", it->second.back(), "1");
+  metric("eval_time_s", task.eval_time_s, "s");
+  outcome.memory.add_metrics(result);
+  metric("threads", static_cast<double>(at::get_num_threads()), "count");
+  metric("min_padded_length", static_cast<double>(s.min_length), "count");
+  add_budget_metrics(s.budget, result);
+}
+
 
 }  // namespace
 
@@ -436,244 +647,25 @@ void plan_finetune(const json& config, const RunContext& ctx, FinetunePlan& plan
 }
 
 RunResult run_finetune(const FinetunePlan& plan, const RunContext& ctx, const FinetuneSplits& splits) {
-  const PretrainedModelSection& model_section = plan.model;
-  const FinetuneTrainOptions& train = plan.train;
-  const FinetuneEvalOptions& eval = plan.eval;
-  const FinetuneDataOptions& data = plan.data;
-  const at::Device device = plan.device;
-  require_device_available(device, ctx.source);
-  const uint64_t seed = plan.seed;
-  const fs::path run_dir = plan.run_dir;
-
-  // Data.
-  const auto tokenizer = load_tokenizer(model_section.path);
-  const EncodedSplit train_data = encode_split(*tokenizer, splits.train, data.max_seq_len, data.max_train_examples, seed);
-  std::vector<std::pair<std::string, EncodedSplit>> eval_data;
-  for (const auto& [suffix, split] : splits.evals)
-    eval_data.emplace_back(suffix, encode_split(*tokenizer, split, data.max_seq_len, data.max_eval_examples, seed + 1));
-  if (train.epochs > 0 && train_data.encodings.empty())
-    throw ConfigError(fmt::format("config '{}': the training split '{}' has no examples", ctx.source, splits.train.source));
-  const int64_t pad_id = tokenizer->pad_id();
-  const std::vector<std::string>& label_names = splits.train.label_names;
-
-  // Model.
-  const int64_t num_labels = label_names.empty() ? 1 : static_cast<int64_t>(label_names.size());
-  PretrainedClassifier loaded = load_pretrained_classifier(model_section.path, num_labels, train.classifier_dropout, seed);
-  if (static_cast<int64_t>(tokenizer->vocab_size()) > loaded.config.vocab_size)
-    throw ConfigError(fmt::format("model '{}': the tokenizer has {} ids but the model's vocabulary is {}",
-                                  model_section.path, tokenizer->vocab_size(), loaded.config.vocab_size));
-  SequenceClassifier model = loaded.model;
-  const EncoderConfig& mc = loaded.config;
-  const std::vector<int64_t> layers = layers_or_all(model_section.attention_layers, mc.num_hidden_layers);
-  BudgetChoice budget;
-  const auto method = build_attention(plan.attention, mc, data.max_seq_len, "attention", ctx.source, &budget);
-  model->encoder()->set_attention(method, layers);
-  model->to(device);
-  std::vector<std::shared_ptr<const AttentionMethod>> variant_methods;
-  for (const auto& [name, attention] : eval.variants)
-    variant_methods.push_back(
-        build_attention(attention, mc, data.max_seq_len, "eval.attention_variants." + name, ctx.source, nullptr));
-  std::vector<std::shared_ptr<const AttentionMethod>> all_methods = variant_methods;
-  all_methods.push_back(method);
-  const int64_t min_length = min_servable_length(all_methods, mc, data.max_seq_len);
-
-  // Optimizer: no weight decay on biases and LayerNorm weights (as BERT's recipe).
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& item : model->named_parameters()) {
-    const std::string& name = item.key();
-    const bool exempt = name.size() >= 5 && (name.compare(name.size() - 5, 5, ".bias") == 0 ||
-                                             name.find("LayerNorm.weight") != std::string::npos);
-    (exempt ? no_decay : decay).push_back(item.value());
-  }
-  const auto adam = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
-                                                           .betas({train.adam_betas[0], train.adam_betas[1]})
-                                                           .eps(train.adam_eps)
-                                                           .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, adam(train.weight_decay));
-  groups.emplace_back(no_decay, adam(0.0));
-  torch::optim::AdamW optimizer(std::move(groups), torch::optim::AdamWOptions(train.lr));
-  std::vector<at::Tensor> all_parameters = model->parameters();
-
-  // Schedule.
-  const int64_t batches_per_epoch =
-      (static_cast<int64_t>(train_data.encodings.size()) + train.batch - 1) / train.batch;
-  const int64_t steps_per_epoch = (batches_per_epoch + train.grad_accumulation - 1) / train.grad_accumulation;
-  int64_t total_steps = train.epochs * steps_per_epoch;
-  if (train.max_steps > 0) total_steps = std::min(total_steps, train.max_steps);
-  const int64_t warmup = train.warmup_steps > 0
-                             ? train.warmup_steps
-                             : static_cast<int64_t>(std::ceil(train.warmup_ratio * static_cast<double>(total_steps)));
-
-  // Randomness: the methods' draws and attention dropout come from method_gen; hidden dropout from
-  // LibTorch's default generators, seeded here and saved in checkpoints.
-  auto method_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  at::manual_seed(seed);
-  const json& identity = plan.identity;
-  TrainState state;
-  int64_t resumed_from = 0;
-  if (total_steps > 0) {
-    if (const auto ckpt = usable_checkpoint(run_dir, identity)) {
-      state = load_checkpoint(*ckpt, *model, optimizer, generators_to_save(method_gen, device));
-      resumed_from = state.step;
-      fmt::print(stderr, "resuming '{}' from step {} of {} ({})\n", ctx.run_id, state.step, total_steps, ckpt->string());
-    }
-  }
-
-  PeakMemoryWindow memory(device);
-  double eval_time_s = 0;
-  std::map<std::string, double> final_metrics;
-  double final_eval_loss = 0;
-  const auto run_eval = [&](SequenceClassifier& m) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::map<std::string, double> metrics;
-    double loss_sum = 0;
-    for (const auto& [suffix, split] : eval_data) {
-      const EvalOutcome outcome = evaluate(m, split, splits.task, eval.batch, pad_id, min_length, device, seed + 2);
-      for (const auto& [name, value] : outcome.metrics) metrics[suffixed(name, suffix)] = value;
-      loss_sum += outcome.loss;
-    }
-    eval_time_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return std::make_pair(metrics, eval_data.empty() ? 0.0 : loss_sum / static_cast<double>(eval_data.size()));
-  };
-  const auto record_eval = [&](double epoch_position) {
-    auto [metrics, loss] = run_eval(model);
-    for (const auto& [name, value] : metrics) state.curves["eval_" + name].push_back(value);
-    state.curves["eval_loss"].push_back(loss);
-    state.curves["eval_epoch"].push_back(epoch_position);
-    final_metrics = metrics;
-    final_eval_loss = loss;
-  };
-
-  // Training.
-  bool evaluated_final_weights = false;
-  while (state.step < total_steps) {
-    const auto batches = epoch_batches(train_data, train.batch, train.length_grouping, seed, state.epoch);
-    model->train();
-    int64_t in_group = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    for (int64_t b = state.next_batch; b < batches_per_epoch && state.step < total_steps; ++b) {
-      const DeviceBatch batch = make_batch(train_data, batches[static_cast<size_t>(b)], pad_id, min_length, device);
-      const at::Tensor logits_BL = model->forward(batch.ids_BN, batch.type_ids_BN, batch.keep_BN, method_gen);
-      const at::Tensor loss = model->loss(logits_BL, batch.labels_B);
-      (loss / static_cast<double>(train.grad_accumulation)).backward();
-      const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value))
-        throw Error(fmt::format("run '{}': the training loss became {} at step {}; lower train.lr", ctx.run_id,
-                                loss_value, state.step));
-      state.window_loss += loss_value;
-      ++state.window_count;
-      state.epoch_loss += loss_value;
-      ++state.epoch_count;
-      state.train_tokens += batch.real_tokens;
-      state.train_padded_tokens += batch.padded_tokens;
-      state.train_examples += batch.ids_BN.size(0);
-      if (++in_group < train.grad_accumulation && b + 1 < batches_per_epoch) continue;
-      in_group = 0;
-      const double lr = train.lr * linear_schedule(state.step, warmup, total_steps);
-      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      if (train.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_parameters, train.max_grad_norm);
-      optimizer.step();
-      optimizer.zero_grad();
-      ++state.step;
-      state.next_batch = b + 1;
-      if (state.step % train.log_every == 0 || state.step == total_steps) {
-        state.curves["train_loss"].push_back(state.window_loss / static_cast<double>(state.window_count));
-        state.curves["train_loss_step"].push_back(static_cast<double>(state.step));
-        state.curves["lr"].push_back(lr);
-        state.window_loss = 0;
-        state.window_count = 0;
-      }
-      if (ctx.progress) ctx.progress(state.step, total_steps, fmt::format("epoch {}, step", state.epoch + 1));
-      const bool epoch_done = state.next_batch >= batches_per_epoch;
-      const bool due = train.checkpoint_every > 0 && state.step % train.checkpoint_every == 0;
-      if ((due || epoch_done) && state.step < total_steps) {
-        const auto now = std::chrono::steady_clock::now();
-        state.train_time_s += std::chrono::duration<double>(now - t0).count();
-        if (epoch_done) {
-          state.curves["train_loss_epoch"].push_back(state.epoch_loss / static_cast<double>(state.epoch_count));
-          state.epoch_loss = 0;
-          state.epoch_count = 0;
-          if (eval.every_epoch) record_eval(static_cast<double>(state.epoch + 1));
-          state.epoch += 1;
-          state.next_batch = 0;
-        }
-        save_checkpoint(run_dir, identity, state, *model, optimizer, generators_to_save(method_gen, device));
-        model->train();
-        t0 = std::chrono::steady_clock::now();
-        if (epoch_done) break;
-      }
-    }
-    if (state.step >= total_steps) {
-      state.train_time_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const bool epoch_done = state.next_batch >= batches_per_epoch;
-      if (state.epoch_count > 0)
-        state.curves["train_loss_epoch"].push_back(state.epoch_loss / static_cast<double>(state.epoch_count));
-      // The final weights are always scored, whatever eval.every_epoch says.
-      record_eval(epoch_done ? static_cast<double>(state.epoch + 1)
-                             : static_cast<double>(state.epoch) +
-                                   static_cast<double>(state.next_batch) / static_cast<double>(batches_per_epoch));
-      evaluated_final_weights = true;
-    }
-  }
-  if (!evaluated_final_weights) record_eval(0.0);  // no training: the model as loaded
-  memory.close();
+  require_device_available(plan.device, ctx.source);
+  FinetuneSetup setup = set_up_finetune(plan, ctx, splits);
+  FinetuneTask task(plan, ctx.run_id, splits.task, setup);
+  TrainingOutcome outcome = run_training(task, task.schedule(), plan.run_dir, plan.identity, ctx);
 
   RunResult result;
-  for (const auto& [name, value] : final_metrics) result.metrics[name] = {value, metric_unit(name), true};
-  result.metrics["eval_loss"] = {final_eval_loss, "1", false};
-
-  // Interchangeability: the fine-tuned weights scored with other attentions.
-  for (size_t v = 0; v < eval.variants.size(); ++v) {
-    const std::string& name = eval.variants[v].first;
-    model->encoder()->set_attention(variant_methods[v], layers);
-    auto [metrics, loss] = run_eval(model);
-    for (const auto& [metric, value] : metrics) result.metrics[metric + "_with_" + name] = {value, metric_unit(metric), true};
-    result.metrics["eval_loss_with_" + name] = {loss, "1", false};
-  }
-  model->encoder()->set_attention(method, layers);
-
-  if (total_steps > 0 && train.save_model)
-    export_model(run_dir / "final", model_section.path, *model, label_names, splits.task,
-                 method->options_json());
-  if (total_steps > 0 && !train.keep_checkpoint) {
+  for (const auto& [name, value] : task.final_metrics) result.metrics[name] = {value, metric_unit(name), true};
+  result.metrics["eval_loss"] = {task.final_eval_loss, "1", false};
+  score_variants(plan, setup, task, result);
+  const fs::path run_dir = plan.run_dir;
+  if (task.total_steps() > 0 && plan.train.save_model)
+    export_model(run_dir / "final", plan.model.path, *setup.model, splits.train.label_names, splits.task,
+                 setup.method->options_json());
+  if (task.total_steps() > 0 && !plan.train.keep_checkpoint) {
     fs::remove_all(run_dir / "ckpt");
     fs::remove_all(run_dir / "ckpt.old");
   }
-
-  const AttentionShape shape{1, mc.num_attention_heads, data.max_seq_len, data.max_seq_len, mc.head_dim(), mc.head_dim(), 4};
-  double fraction_sum = 0;
-  for (int64_t l = 0; l < mc.num_hidden_layers; ++l)
-    fraction_sum += std::count(layers.begin(), layers.end(), l) ? method->cost(shape).memory_fraction : 1.0;
-  result.metrics["memory_fraction"] = {fraction_sum / static_cast<double>(mc.num_hidden_layers), "fraction", false};
-  result.metrics["train_steps"] = {static_cast<double>(state.step), "count", false};
-  result.metrics["resumed_from_step"] = {static_cast<double>(resumed_from), "count", false};
-  result.metrics["train_examples"] = {static_cast<double>(train_data.encodings.size()), "count", false};
-  int64_t eval_examples = 0;
-  for (const auto& [suffix, split] : eval_data) eval_examples += static_cast<int64_t>(split.encodings.size());
-  result.metrics["eval_examples"] = {static_cast<double>(eval_examples), "count", false};
-  result.metrics["truncated_fraction"] = {
-      train_data.encodings.empty() ? 0.0
-                                   : static_cast<double>(train_data.truncated) / static_cast<double>(train_data.encodings.size()),
-      "fraction", false};
-  if (state.train_time_s > 0) {
-    result.metrics["train_time_s"] = {state.train_time_s, "s", false};
-    result.metrics["train_tokens_per_s"] = {static_cast<double>(state.train_tokens) / state.train_time_s, "1/s", true};
-    result.metrics["train_examples_per_s"] = {static_cast<double>(state.train_examples) / state.train_time_s, "1/s", true};
-    result.metrics["train_padding_fraction"] = {
-        1.0 - static_cast<double>(state.train_tokens) / static_cast<double>(std::max<int64_t>(1, state.train_padded_tokens)),
-        "fraction", false};
-  }
-  if (const auto it = state.curves.find("train_loss_epoch"); it != state.curves.end() && !it->second.empty())
-    result.metrics["train_loss_final"] = {it->second.back(), "1", false};
-  result.metrics["eval_time_s"] = {eval_time_s, "s", false};
-  memory.add_metrics(result);
-  result.metrics["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
-  result.metrics["min_padded_length"] = {static_cast<double>(min_length), "count", false};
-  add_budget_metrics(budget, result);
-  result.curves = state.curves;
+  add_run_metrics(plan, setup, task, outcome, result);
+  result.curves = outcome.curves;
   return result;
 }
 

@@ -24,11 +24,12 @@
 //                the suffix _with_<name>: train with SMYRF, evaluate with dense, or the reverse)
 //   "output":    checkpoints [<output.path without .h5>.checkpoints]: one folder per run
 //
-// Resume: the run's folder holds `ckpt/` (weights, optimizer and generator states, data position,
-// curves so far), rewritten atomically every checkpoint_every steps and at epoch ends. A killed run is
-// redone by the runner and continues from its last checkpoint when the config is unchanged (a changed
-// config starts over), giving the same result as an uninterrupted run. `final/` is a Hugging Face
-// directory (config.json with the labels, model.safetensors, tokenizer files) of the fine-tuned model.
+// Training runs in the shared engine (experiments/engines/training_loop.h): the run's folder holds
+// `ckpt/` (weights, optimizer and generator states, data position, curves so far), rewritten
+// atomically every checkpoint_every steps and at epoch ends. A killed run is redone by the runner and
+// continues from its last checkpoint when the config is unchanged (a changed config starts over),
+// giving the same result as an uninterrupted run. `final/` is a Hugging Face directory (config.json
+// with the labels, model.safetensors, tokenizer files) of the fine-tuned model.
 //
 // Metrics: the task's (experiments/metrics/task_metrics.h) on each eval split (MNLI: _matched, _mismatched),
 // eval_loss, train_loss_final, memory_fraction (attention score entries vs dense at max_seq_len, mean

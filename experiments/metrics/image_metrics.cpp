@@ -27,7 +27,7 @@ constexpr const char* kImConvertHint = "see scripts/convert_fid_inception.py";
 constexpr double kImUnitRangeSlack = 1e-3;
 
 void im_check_features(const at::Tensor& f, const char* name, int64_t min_rows) {
-  TORCH_CHECK(f.defined() && f.dim() == 2, name, " must be a 2-D feature matrix [N, D], got ",
+  TORCH_CHECK(f.defined() && f.dim() == 2, name, " must be a 2-D feature matrix [B, C], got ",
               f.defined() ? shape_string(f.sizes()) : std::string("an undefined tensor"));
   TORCH_CHECK(f.is_floating_point(), name, " must be floating point, got ", f.scalar_type());
   TORCH_CHECK(f.size(0) >= min_rows, name, " has ", f.size(0), " rows; at least ", min_rows, " are needed");
@@ -39,11 +39,11 @@ void im_check_stats(const FeatureStats& s, const char* name) {
               s.mu_D.defined() ? shape_string(s.mu_D.sizes()) : std::string("an undefined tensor"));
   const int64_t D = s.mu_D.size(0);
   TORCH_CHECK(D >= 1, name, ".mu_D is empty");
-  TORCH_CHECK(s.sigma_DD.defined(), name, ".sigma_DD is undefined");
-  SMYRF_CHECK_SHAPE(s.sigma_DD, std::string(name) + ".sigma_DD", D, D);
+  TORCH_CHECK(s.sigma_CC.defined(), name, ".sigma_CC is undefined");
+  SMYRF_CHECK_SHAPE(s.sigma_CC, std::string(name) + ".sigma_CC", D, D);
 }
 
-at::Tensor im_symmetric(const at::Tensor& m_DD) { return (m_DD + m_DD.transpose(0, 1)) * 0.5; }
+at::Tensor im_symmetric(const at::Tensor& m_CC) { return (m_CC + m_CC.transpose(0, 1)) * 0.5; }
 
 // Eigenvalues of a symmetric PSD matrix as eigh returns them, with rounding noise set to 0: those
 // below 0 and those below D·eps·λ_max, which a singular matrix (covariances of N <= D features)
@@ -83,7 +83,7 @@ void im_write_source_attrs(H5File& file, const FeatureSource& source, int64_t co
 
 void im_write_stats_datasets(H5File& file, const FeatureStats& stats) {
   write_tensor(file, "/mu", stats.mu_D, StoredPrecision::kFloat64);
-  write_tensor(file, "/sigma", stats.sigma_DD, StoredPrecision::kFloat64);
+  write_tensor(file, "/sigma", stats.sigma_CC, StoredPrecision::kFloat64);
 }
 
 FeatureSource im_source_attrs(const H5File& file) {
@@ -104,14 +104,14 @@ bool im_known(const std::string& s) { return !s.empty() && s != "unknown"; }
 
 // ---------------------------------------------------------------- FID
 
-FeatureStats feature_stats(const at::Tensor& features_ND) {
-  im_check_features(features_ND, "feature_stats: features_ND", 2);
-  const at::Tensor x = features_ND.detach().to(at::kCPU, at::kDouble);
+FeatureStats feature_stats(const at::Tensor& features_BC) {
+  im_check_features(features_BC, "feature_stats: features_BC", 2);
+  const at::Tensor x = features_BC.detach().to(at::kCPU, at::kDouble);
   FeatureStats s;
   s.count = x.size(0);
   s.mu_D = x.mean(0);
-  const at::Tensor centered_ND = x - s.mu_D;
-  s.sigma_DD = at::matmul(centered_ND.transpose(0, 1), centered_ND) / static_cast<double>(s.count - 1);
+  const at::Tensor centered_BC = x - s.mu_D;
+  s.sigma_CC = at::matmul(centered_BC.transpose(0, 1), centered_BC) / static_cast<double>(s.count - 1);
   return s;
 }
 
@@ -122,18 +122,18 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
               b.mu_D.size(0), "): the statistics come from different feature layers");
   const auto f64 = [](const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble); };
   const at::Tensor mu_a = f64(a.mu_D), mu_b = f64(b.mu_D);
-  const at::Tensor sigma_a = im_symmetric(f64(a.sigma_DD)), sigma_b = im_symmetric(f64(b.sigma_DD));
+  const at::Tensor sigma_a = im_symmetric(f64(a.sigma_CC)), sigma_b = im_symmetric(f64(b.sigma_CC));
   TORCH_CHECK(at::isfinite(mu_a).all().item<bool>() && at::isfinite(sigma_a).all().item<bool>() &&
                   at::isfinite(mu_b).all().item<bool>() && at::isfinite(sigma_b).all().item<bool>(),
               "frechet_distance: the statistics hold NaN or infinity");
 
   // sqrt(S_a) from eigh.
-  const auto [eig_a_D, vec_a_DD] = at::linalg_eigh(sigma_a);
-  const at::Tensor sqrt_a_DD = at::matmul(vec_a_DD * im_psd_eigenvalues(eig_a_D).sqrt(), vec_a_DD.transpose(0, 1));
+  const auto [eig_a_D, vec_a_CC] = at::linalg_eigh(sigma_a);
+  const at::Tensor sqrt_a_CC = at::matmul(vec_a_CC * im_psd_eigenvalues(eig_a_D).sqrt(), vec_a_CC.transpose(0, 1));
   // sqrt(S_a) S_b sqrt(S_a) is symmetric PSD with the eigenvalues of S_a S_b, so tr(sqrt(S_a S_b))
   // is the sum of the square roots of its eigenvalues.
-  const at::Tensor inner_DD = im_symmetric(at::matmul(at::matmul(sqrt_a_DD, sigma_b), sqrt_a_DD));
-  const double tr_sqrt = im_psd_eigenvalues(at::linalg_eigvalsh(inner_DD)).sqrt().sum().item<double>();
+  const at::Tensor inner_CC = im_symmetric(at::matmul(at::matmul(sqrt_a_CC, sigma_b), sqrt_a_CC));
+  const double tr_sqrt = im_psd_eigenvalues(at::linalg_eigvalsh(inner_CC)).sqrt().sum().item<double>();
   const at::Tensor diff_D = mu_a - mu_b;
   return at::dot(diff_D, diff_D).item<double>() + sigma_a.trace().item<double>() + sigma_b.trace().item<double>() -
          2.0 * tr_sqrt;
@@ -141,12 +141,12 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
 
 // ---------------------------------------------------------------- KID and IS
 
-double polynomial_mmd2_unbiased(const at::Tensor& x_ND, const at::Tensor& y_MD) {
-  im_check_features(x_ND, "polynomial_mmd2_unbiased: x_ND", 2);
+double polynomial_mmd2_unbiased(const at::Tensor& x_BC, const at::Tensor& y_MD) {
+  im_check_features(x_BC, "polynomial_mmd2_unbiased: x_BC", 2);
   im_check_features(y_MD, "polynomial_mmd2_unbiased: y_MD", 2);
-  TORCH_CHECK(x_ND.size(1) == y_MD.size(1), "polynomial_mmd2_unbiased: x_ND ", shape_string(x_ND.sizes()), " and y_MD ",
+  TORCH_CHECK(x_BC.size(1) == y_MD.size(1), "polynomial_mmd2_unbiased: x_BC ", shape_string(x_BC.sizes()), " and y_MD ",
               shape_string(y_MD.sizes()), " differ in D");
-  const at::Tensor x = x_ND.detach().to(at::kDouble), y = y_MD.detach().to(at::kDouble);
+  const at::Tensor x = x_BC.detach().to(at::kDouble), y = y_MD.detach().to(at::kDouble);
   const double D = static_cast<double>(x.size(1)), N = static_cast<double>(x.size(0)), M = static_cast<double>(y.size(0));
   const auto kernel = [&](const at::Tensor& p, const at::Tensor& q) {
     return (at::matmul(p, q.transpose(0, 1)) / D + 1.0).pow(3);
@@ -159,15 +159,15 @@ double polynomial_mmd2_unbiased(const at::Tensor& x_ND, const at::Tensor& y_MD) 
   return xx + yy - 2.0 * xy;
 }
 
-MeanStd kid(const at::Tensor& features_a_ND, const at::Tensor& features_b_MD, int64_t subsets, int64_t subset_size,
+MeanStd kid(const at::Tensor& features_a_BC, const at::Tensor& features_b_MD, int64_t subsets, int64_t subset_size,
             uint64_t seed) {
-  im_check_features(features_a_ND, "kid: features_a_ND", 2);
+  im_check_features(features_a_BC, "kid: features_a_BC", 2);
   im_check_features(features_b_MD, "kid: features_b_MD", 2);
-  TORCH_CHECK(features_a_ND.size(1) == features_b_MD.size(1), "kid: features_a_ND ", shape_string(features_a_ND.sizes()),
+  TORCH_CHECK(features_a_BC.size(1) == features_b_MD.size(1), "kid: features_a_BC ", shape_string(features_a_BC.sizes()),
               " and features_b_MD ", shape_string(features_b_MD.sizes()), " differ in D");
   TORCH_CHECK(subsets >= 1, "kid: subsets must be >= 1, got ", subsets);
   TORCH_CHECK(subset_size >= 2, "kid: subset_size must be >= 2, got ", subset_size);
-  const int64_t n_a = features_a_ND.size(0), n_b = features_b_MD.size(0);
+  const int64_t n_a = features_a_BC.size(0), n_b = features_b_MD.size(0);
   const int64_t m = std::min({subset_size, n_a, n_b});
   at::Generator generator = at::detail::createCPUGenerator(seed);
   const auto draw = [&](const at::Tensor& f, int64_t n) {
@@ -176,23 +176,23 @@ MeanStd kid(const at::Tensor& features_a_ND, const at::Tensor& features_b_MD, in
   };
   std::vector<double> values;
   for (int64_t s = 0; s < subsets; ++s) {
-    const at::Tensor a = draw(features_a_ND, n_a);
+    const at::Tensor a = draw(features_a_BC, n_a);
     const at::Tensor b = draw(features_b_MD, n_b);
     values.push_back(polynomial_mmd2_unbiased(a, b));
   }
   return im_mean_std(values);
 }
 
-MeanStd inception_score(const at::Tensor& logits_NK, int64_t splits) {
-  im_check_features(logits_NK, "inception_score: logits_NK", 1);
-  const int64_t N = logits_NK.size(0);
+MeanStd inception_score(const at::Tensor& logits_BK, int64_t splits) {
+  im_check_features(logits_BK, "inception_score: logits_BK", 1);
+  const int64_t N = logits_BK.size(0);
   TORCH_CHECK(splits >= 1 && splits <= N, "inception_score: splits must lie in [1, N = ", N, "], got ", splits);
-  const at::Tensor log_p_NK = at::log_softmax(logits_NK.detach().to(at::kDouble), 1);
-  const at::Tensor p_NK = log_p_NK.exp();
+  const at::Tensor log_p_BK = at::log_softmax(logits_BK.detach().to(at::kDouble), 1);
+  const at::Tensor p_BK = log_p_BK.exp();
   std::vector<double> scores;
   for (int64_t i = 0; i < splits; ++i) {
     const int64_t begin = i * N / splits, end = (i + 1) * N / splits;
-    const at::Tensor p = p_NK.slice(0, begin, end), log_p = log_p_NK.slice(0, begin, end);
+    const at::Tensor p = p_BK.slice(0, begin, end), log_p = log_p_BK.slice(0, begin, end);
     const at::Tensor log_py_K = p.mean(0).log();
     // 0 · log 0 = 0: a class no image gives mass to has p(y) = 0 and must not turn into 0 · inf.
     const at::Tensor terms = at::where(p > 0, p * (log_p - log_py_K), at::zeros_like(p));
@@ -233,8 +233,8 @@ InceptionBatchOutputs run_inception(FidInceptionV3& net,
     if (progress) progress(start + count, n);
   }
   InceptionBatchOutputs result;
-  result.pool3_N2048 = pool3.empty() ? at::zeros({0, kFidInceptionFeatures}) : at::cat(pool3, 0);
-  result.logits_N1008 = logits.empty() ? at::zeros({0, kFidInceptionClasses}) : at::cat(logits, 0);
+  result.pool3_B2048 = pool3.empty() ? at::zeros({0, kFidInceptionFeatures}) : at::cat(pool3, 0);
+  result.logits_B1008 = logits.empty() ? at::zeros({0, kFidInceptionClasses}) : at::cat(logits, 0);
   return result;
 }
 
@@ -248,7 +248,7 @@ InceptionBatchOutputs inception_outputs(FidInceptionV3& net, const at::Tensor& i
 }
 
 at::Tensor inception_features(FidInceptionV3& net, const at::Tensor& images_uint8_or_float, int64_t batch) {
-  return inception_outputs(net, images_uint8_or_float, batch).pool3_N2048;
+  return inception_outputs(net, images_uint8_or_float, batch).pool3_B2048;
 }
 
 std::string fid_unavailable_reason(const std::string& weights_path) {
@@ -302,11 +302,11 @@ StoredFeatureStats read_feature_stats(const std::string& h5_path) {
                                 h5_path, name));
   StoredFeatureStats out;
   out.stats.mu_D = read_tensor(file, "mu");
-  out.stats.sigma_DD = read_tensor(file, "sigma");
-  if (out.stats.mu_D.dim() != 1 || out.stats.sigma_DD.dim() != 2 || out.stats.sigma_DD.size(0) != out.stats.mu_D.size(0) ||
-      out.stats.sigma_DD.size(1) != out.stats.mu_D.size(0))
+  out.stats.sigma_CC = read_tensor(file, "sigma");
+  if (out.stats.mu_D.dim() != 1 || out.stats.sigma_CC.dim() != 2 || out.stats.sigma_CC.size(0) != out.stats.mu_D.size(0) ||
+      out.stats.sigma_CC.size(1) != out.stats.mu_D.size(0))
     throw IoError(fmt::format("'{}': /mu has shape {} and /sigma {}; expected [D] and [D, D]", h5_path,
-                              shape_string(out.stats.mu_D.sizes()), shape_string(out.stats.sigma_DD.sizes())));
+                              shape_string(out.stats.mu_D.sizes()), shape_string(out.stats.sigma_CC.sizes())));
   out.stats.count = file.attr_int("/", "count").value_or(-1);
   out.source = im_source_attrs(file);
   return out;
@@ -318,14 +318,14 @@ FeatureSource read_feature_source(const std::string& h5_path) {
 
 void write_inception_features(const std::string& h5_path, const InceptionBatchOutputs& outputs,
                               const FeatureSource& source) {
-  SMYRF_CHECK_SHAPE(outputs.pool3_N2048, "write_inception_features: pool3_N2048", -1, kFidInceptionFeatures);
-  SMYRF_CHECK_SHAPE(outputs.logits_N1008, "write_inception_features: logits_N1008", outputs.pool3_N2048.size(0),
+  SMYRF_CHECK_SHAPE(outputs.pool3_B2048, "write_inception_features: pool3_B2048", -1, kFidInceptionFeatures);
+  SMYRF_CHECK_SHAPE(outputs.logits_B1008, "write_inception_features: logits_B1008", outputs.pool3_B2048.size(0),
                     kFidInceptionClasses);
   H5File file = H5File::create(h5_path);
-  write_tensor(file, "/pool3", outputs.pool3_N2048, StoredPrecision::kFloat32);
-  write_tensor(file, "/logits", outputs.logits_N1008, StoredPrecision::kFloat32);
-  if (outputs.pool3_N2048.size(0) >= 2) im_write_stats_datasets(file, feature_stats(outputs.pool3_N2048));
-  im_write_source_attrs(file, source, outputs.pool3_N2048.size(0));
+  write_tensor(file, "/pool3", outputs.pool3_B2048, StoredPrecision::kFloat32);
+  write_tensor(file, "/logits", outputs.logits_B1008, StoredPrecision::kFloat32);
+  if (outputs.pool3_B2048.size(0) >= 2) im_write_stats_datasets(file, feature_stats(outputs.pool3_B2048));
+  im_write_source_attrs(file, source, outputs.pool3_B2048.size(0));
   file.close();
 }
 
@@ -337,7 +337,7 @@ at::Tensor read_feature_array(const std::string& h5_path, const std::string& dat
                               h5_path, dataset));
   const at::Tensor t = read_tensor(file, dataset);
   if (t.dim() != 2)
-    throw IoError(fmt::format("'{}': /{} has shape {}, expected [N, D]", h5_path, dataset, shape_string(t.sizes())));
+    throw IoError(fmt::format("'{}': /{} has shape {}, expected [B, C]", h5_path, dataset, shape_string(t.sizes())));
   return t;
 }
 

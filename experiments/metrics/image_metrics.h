@@ -3,7 +3,7 @@
 //
 // Shape legend: N images (or feature rows), D feature size (2048 for pool3), K classes (1008).
 //   FID  |mu_a - mu_b|² + tr(S_a) + tr(S_b) - 2 tr(sqrt(S_a S_b)) between Gaussians fitted to pool3
-//        features (mu_D, unbiased sigma_DD as numpy.cov), all in float64. tr(sqrt(S_a S_b)) is the sum
+//        features (mu_D, unbiased sigma_CC as numpy.cov), all in float64. tr(sqrt(S_a S_b)) is the sum
 //        of the square roots of the eigenvalues of the symmetric PSD matrix sqrt(S_a) S_b sqrt(S_a)
 //        (same eigenvalues as S_a S_b), with sqrt(S_a) from eigh; eigenvalues below 0, or below
 //        D·eps·λ_max (rounding noise where a singular matrix has zeros), count as 0. Why: S_a S_b
@@ -43,11 +43,11 @@ namespace smyrf {
 // ---- FID
 struct FeatureStats {
   at::Tensor mu_D;      // float64
-  at::Tensor sigma_DD;  // float64, unbiased (divides by N - 1)
+  at::Tensor sigma_CC;  // float64, unbiased (divides by N - 1)
   int64_t count = 0;    // N the statistics came from (-1: unknown, e.g. stats written by other tools)
 };
-// features_ND: any floating dtype, N >= 2.
-FeatureStats feature_stats(const at::Tensor& features_ND);
+// features_BC: any floating dtype, N >= 2.
+FeatureStats feature_stats(const at::Tensor& features_BC);
 double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 
 // ---- KID and IS
@@ -56,16 +56,16 @@ struct MeanStd {
   double std = 0;  // population std over subsets / splits
 };
 // The unbiased polynomial-kernel MMD² of two sets of rows (N, M >= 2; same D), in float64.
-double polynomial_mmd2_unbiased(const at::Tensor& x_ND, const at::Tensor& y_MD);
-MeanStd kid(const at::Tensor& features_a_ND, const at::Tensor& features_b_MD, int64_t subsets = 100,
+double polynomial_mmd2_unbiased(const at::Tensor& x_BC, const at::Tensor& y_MD);
+MeanStd kid(const at::Tensor& features_a_BC, const at::Tensor& features_b_MD, int64_t subsets = 100,
             int64_t subset_size = 1000, uint64_t seed = 0);
-// logits_NK: N >= splits >= 1.
-MeanStd inception_score(const at::Tensor& logits_NK, int64_t splits = 10);
+// logits_BK: N >= splits >= 1.
+MeanStd inception_score(const at::Tensor& logits_BK, int64_t splits = 10);
 
 // ---- running the network over many images
 struct InceptionBatchOutputs {
-  at::Tensor pool3_N2048;   // float32, CPU
-  at::Tensor logits_N1008;  // float32, CPU
+  at::Tensor pool3_B2048;   // float32, CPU
+  at::Tensor logits_B1008;  // float32, CPU
 };
 // images_B3HW_01(start, count) returns images [start, start + count) as [count, 3, H, W], float in
 // [0, 1] or uint8 (divided by 255, as pytorch-fid's ToTensor), on any device; float values outside
@@ -108,7 +108,7 @@ StoredFeatureStats read_feature_stats(const std::string& h5_path);
 // Stats (from pool3) plus the raw /pool3 and /logits.
 void write_inception_features(const std::string& h5_path, const InceptionBatchOutputs& outputs,
                               const FeatureSource& source);
-// A 2-D feature array of a features file ("pool3" or "logits") as float64 [N, D].
+// A 2-D feature array of a features file ("pool3" or "logits") as float64 [B, C].
 at::Tensor read_feature_array(const std::string& h5_path, const std::string& dataset);
 
 // Refuses (ConfigError) to compare features of different networks or weights when both files say

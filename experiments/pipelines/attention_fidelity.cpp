@@ -46,7 +46,6 @@ namespace {
 enum class FidelitySource { kSynthetic, kCaptured };
 const EnumNames<FidelitySource> kSourceNames = {{"synthetic", FidelitySource::kSynthetic},
                                                 {"captured", FidelitySource::kCaptured}};
-const EnumNames<at::ScalarType> kDtypeNames = {{"float32", at::kFloat}, {"float64", at::kDouble}};
 
 struct FidelityData {
   FidelitySource source = FidelitySource::kSynthetic;
@@ -64,7 +63,7 @@ struct FidelityData {
     FidelityData d;
     JsonReader r(config.contains("data") ? config.at("data") : nlohmann::json::object(), "data", source_file);
     r.get_enum("source", d.source, kSourceNames);
-    r.get("causal", d.causal).get("scale", d.scale).get_enum("dtype", d.dtype, kDtypeNames);
+    r.get("causal", d.causal).get("scale", d.scale).get_enum("dtype", d.dtype, kFloatDtypeNames);
     const auto fail = [&](const std::string& key, const std::string& why) {
       throw ConfigError(fmt::format("config '{}': 'data.{}' {}", source_file, key, why));
     };
@@ -125,20 +124,20 @@ AttentionInputs synthetic_inputs(const FidelityData& d) {
   centers_HKD = centers_HKD / centers_HKD.norm(2, -1, true);
   at::Tensor values_HKE = at::normal(0, 1, {H, d.n_centers, E}, gen, f64);
   const double amplitude = std::sqrt(d.sharpness * std::sqrt(static_cast<double>(D)));
-  auto pick_centers = [&](int64_t L) {
-    return at::randint(d.n_centers, {B, H, L}, gen, at::TensorOptions().dtype(at::kLong));
+  auto pick_centers = [&](int64_t T) {
+    return at::randint(d.n_centers, {B, H, T}, gen, at::TensorOptions().dtype(at::kLong));
   };
-  auto gather_per_head = [&](const at::Tensor& table_HKX, const at::Tensor& z_BHL) {
-    at::Tensor x = at::empty({B, H, z_BHL.size(2), table_HKX.size(2)}, f64);
+  auto gather_per_head = [&](const at::Tensor& table_HKX, const at::Tensor& z_BHT) {
+    at::Tensor x = at::empty({B, H, z_BHT.size(2), table_HKX.size(2)}, f64);
     for (int64_t h = 0; h < H; ++h)
-      x.select(1, h).copy_(table_HKX[h].index_select(0, z_BHL.select(1, h).reshape({-1})).view({B, -1, table_HKX.size(2)}));
+      x.select(1, h).copy_(table_HKX[h].index_select(0, z_BHT.select(1, h).reshape({-1})).view({B, -1, table_HKX.size(2)}));
     return x;
   };
-  auto near_centers = [&](const at::Tensor& z_BHL) {
-    const int64_t L = z_BHL.size(2);
-    const at::Tensor noise = d.noise / std::sqrt(static_cast<double>(D)) * at::normal(0, 1, {B, H, L, D}, gen, f64);
-    const at::Tensor norms = at::exp(d.norm_spread * at::normal(0, 1, {B, H, L, 1}, gen, f64));
-    return amplitude * norms * (gather_per_head(centers_HKD, z_BHL) + noise);
+  auto near_centers = [&](const at::Tensor& z_BHT) {
+    const int64_t T = z_BHT.size(2);
+    const at::Tensor noise = d.noise / std::sqrt(static_cast<double>(D)) * at::normal(0, 1, {B, H, T, D}, gen, f64);
+    const at::Tensor norms = at::exp(d.norm_spread * at::normal(0, 1, {B, H, T, 1}, gen, f64));
+    return amplitude * norms * (gather_per_head(centers_HKD, z_BHT) + noise);
   };
   const auto dtype = d.dtype;
   const at::Tensor z_q = pick_centers(N), z_k = pick_centers(M);
@@ -171,6 +170,38 @@ struct FidelityPlan : RunPlan {
   nlohmann::json attention;  // as the config gives it; a memory_budget is resolved at the data's shape
   uint64_t seed = 0;
 };
+
+// The method's output on `inputs` after `warmup` untimed calls, with the median time of `repeats`
+// timed ones and the process memory around them. Every call draws from a generator seeded alike,
+// so the clusters are the same on every repeat.
+struct TimedCalls {
+  AttentionOutput out;
+  double median_s = 0;
+  bool peak_reset = false;
+  ProcessMemory before, after;
+};
+TimedCalls time_calls(const AttentionMethod& method, const AttentionInputs& inputs, uint64_t seed, int64_t warmup,
+                      int64_t repeats) {
+  auto call = [&] {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return method.forward(inputs, gen);
+  };
+  for (int64_t i = 0; i < warmup; ++i) call();
+  TimedCalls timed;
+  timed.peak_reset = reset_peak_rss();
+  timed.before = read_process_memory();
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < repeats; ++i) {
+    timed.out = AttentionOutput{};  // the previous repeat's output must not count in this one's peak
+    const auto t0 = std::chrono::steady_clock::now();
+    timed.out = call();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  timed.after = read_process_memory();
+  std::sort(seconds.begin(), seconds.end());
+  timed.median_s = seconds[seconds.size() / 2];
+  return timed;
+}
 
 class AttentionFidelityPipeline : public TypedPipeline<FidelityPlan> {
  public:
@@ -219,24 +250,8 @@ class AttentionFidelityPipeline : public TypedPipeline<FidelityPlan> {
     const auto method = make_attention(budget.attention, "attention", ctx.source);
     const uint64_t seed = plan.seed;
     at::NoGradGuard no_grad;
-
-    auto call = [&] {
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);  // same clusters on every repeat
-      return method->forward(inputs, gen);
-    };
-    for (int64_t i = 0; i < eval.warmup; ++i) call();
-    const bool peak_reset = reset_peak_rss();
-    const ProcessMemory before = read_process_memory();
-    std::vector<double> seconds;
-    AttentionOutput out;
-    for (int64_t i = 0; i < eval.repeats; ++i) {
-      out = AttentionOutput{};  // the previous repeat's output must not count in this one's peak
-      const auto t0 = std::chrono::steady_clock::now();
-      out = call();
-      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    const ProcessMemory after = read_process_memory();
-    std::sort(seconds.begin(), seconds.end());
+    const TimedCalls timed = time_calls(*method, inputs, seed, eval.warmup, eval.repeats);
+    const AttentionOutput& out = timed.out;
 
     // the reference comes after the timed calls so that its memory is not counted
     AttentionInputs exact_inputs = inputs;
@@ -278,10 +293,11 @@ class AttentionFidelityPipeline : public TypedPipeline<FidelityPlan> {
     result.metrics["memory_fraction"] = {out.cost.memory_fraction, "fraction", false};
     result.metrics["score_entries"] = {static_cast<double>(out.cost.score_entries), "count", false};
     result.metrics["analytic_bytes"] = {static_cast<double>(out.cost.analytic_bytes), "bytes", false};
-    result.metrics["wall_time_s"] = {seconds[seconds.size() / 2], "s", false};
+    result.metrics["wall_time_s"] = {timed.median_s, "s", false};
     result.metrics["peak_rss_delta_bytes"] = {
-        peak_reset ? static_cast<double>(after.peak_rss_bytes - before.rss_bytes) : std::nan(""), "bytes", false};
-    result.metrics["peak_rss_bytes"] = {static_cast<double>(after.peak_rss_bytes), "bytes", false};
+        timed.peak_reset ? static_cast<double>(timed.after.peak_rss_bytes - timed.before.rss_bytes) : std::nan(""),
+        "bytes", false};
+    result.metrics["peak_rss_bytes"] = {static_cast<double>(timed.after.peak_rss_bytes), "bytes", false};
     result.metrics["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
     add_budget_metrics(budget, result);
 

@@ -4,7 +4,7 @@
 // level; sweep attention.memory_budget) draws the same latents and classes, so runs differ only by
 // the attention. The figure is drawn from the runs by scripts/plot_biggan_memory_grid.py.
 //
-// Shape legend: K figure classes, R resolution, Z dim_z. samples_K3RR in [-1, 1].
+// Shape legend: K figure classes, A image side (resolution), Z dim_z. samples_K3AA in [-1, 1].
 //   "model":     {"dir": DIR}: biggan.json + generator.safetensors (scripts/convert_biggan_pytorch.py)
 //   "attention": G's method (default dense), memory_budget resolved at G's attention shape
 //   "eval":      classes [933, 250, 14, 153] (cheeseburger, Siberian husky, indigo bunting, Maltese:
@@ -111,12 +111,12 @@ class BigGanPretrainedPipeline : public TypedPipeline<SamplingPlan> {
     const at::Tensor z_KZ = at::randn({k, mc.dim_z}, latent_gen).clamp(-options.truncation, options.truncation);
     const at::Tensor y_K = at::tensor(options.classes, at::kLong);
     PeakMemoryWindow memory(device);
-    at::Tensor samples_K3RR;
+    at::Tensor samples_K3AA;
     std::vector<double> seconds;
     for (int repeat = 0; repeat < 3; ++repeat) {  // same attention draws each time: identical samples
       at::Generator attention_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 14);
       const auto t0 = std::chrono::steady_clock::now();
-      samples_K3RR = g->forward(z_KZ.to(device), y_K.to(device), attention_gen).to(at::kCPU);
+      samples_K3AA = g->forward(z_KZ.to(device), y_K.to(device), attention_gen).to(at::kCPU);
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(seconds.begin(), seconds.end());
@@ -124,9 +124,9 @@ class BigGanPretrainedPipeline : public TypedPipeline<SamplingPlan> {
 
     RunResult result;
     const fs::path png = fs::path(plan.samples_dir) / (ctx.run_id + ".png");
-    write_image_grid(png.string(), samples_K3RR, k);
+    write_image_grid(png.string(), samples_K3AA, k);
     result.notes["samples"] = png.string();
-    result.tensors["samples"] = named_array_of(samples_K3RR, /*store_float32=*/true);
+    result.tensors["samples"] = named_array_of(samples_K3AA, /*store_float32=*/true);
     result.tensors["classes"] = {std::vector<double>(options.classes.begin(), options.classes.end()), {k}, false};
     result.metrics["memory_fraction"] = {attention.memory_fraction, "fraction", false};
     result.metrics["g_forward_s"] = {seconds[1], "s", false};

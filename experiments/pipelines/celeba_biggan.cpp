@@ -3,7 +3,7 @@
 // SMYRF paper's CelebA-HQ experiment: hinge loss, Adam(β1 0, β2 0.999), separate G and D learning
 // rates, d_steps D steps per G step, optional EMA of G, bf16 autocast where asked.
 //
-// Shape legend: B batch, Z dim_z, R resolution. real_B3RR / fake_B3RR in [-1, 1]; y_B int64.
+// Shape legend: B batch, Z dim_z, A image side (resolution). real_B3AA / fake_B3AA in [-1, 1]; y_B int64.
 //   "model":     BigGAN architecture (biggan_common.h)
 //   "attention": G's attention method (default dense; memory_budget resolved at g_attn²)
 //   "data":      image folder keys (path, on_bad_image, max_images, center_crop; resolution defaults
@@ -19,18 +19,20 @@
 //                .models]
 // Sample grids: <samples>/<run_id>/step_<G step>.png (ceil(sqrt(sample_count)) per row), the last one
 // also as final.png. The trained model: <models>/<run_id>/ (biggan.json, generator.safetensors —
-// G_ema when kept, else G — and discriminator.safetensors), which biggan_pretrained loads. Curves: step, g_loss, d_loss_real, d_loss_fake (means over log_every G steps),
-// step_time_s. Metrics: the final window's losses, train_time_s, g_steps_per_s, images_per_s (real
-// images seen by D), memory_fraction of G's attention, peak memory, resumed_from_step, and the
-// image-quality metrics or their notes. Resume: atomic checkpoints (G, D, G_ema, both Adam states,
-// generator states, data position) give the same result as an uninterrupted run (on the CPU; cuDNN's
-// convolution backward is not deterministic).
+// G_ema when kept, else G — and discriminator.safetensors), which biggan_pretrained loads.
+// Curves: step, g_loss, d_loss_real, d_loss_fake (means over log_every G steps), step_time_s.
+// Metrics: the final window's losses, train_time_s, g_steps_per_s, images_per_s (real images seen by
+// D), memory_fraction of G's attention, peak memory, resumed_from_step, and the image-quality
+// metrics or their notes.
+// Training runs in the shared engine (experiments/engines/training_loop.h), which owns resume,
+// checkpoints (G, D, G_ema, both Adam states, generator states, data position), curves and the
+// memory window; a resumed run gives the result of an uninterrupted one (on the CPU; cuDNN's
+// convolution backward is not deterministic). This file supplies the GAN step (GanTask).
 // Tested by tests/test_celeba_biggan.cpp.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <torch/optim/adam.h>
-#include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -38,6 +40,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 
 #include "core/models/safetensors.h"
@@ -45,6 +48,7 @@
 #include "datasets/image_folder.h"
 #include "experiments/engines/biggan_common.h"
 #include "experiments/engines/checkpoint.h"
+#include "experiments/engines/training_loop.h"
 
 namespace smyrf {
 namespace {
@@ -140,108 +144,6 @@ struct EvalSection {
   }
 };
 
-// Everything a resumed run needs beyond the files beside it.
-struct GanState {
-  int64_t step = 0;                  // G steps done
-  int64_t epoch = 0, next_image = 0; // data position
-  int64_t images_seen = 0;
-  double train_time_s = 0;
-  double window_g = 0, window_real = 0, window_fake = 0, window_time = 0;
-  int64_t window_count = 0;
-  std::map<std::string, std::vector<double>> curves;
-
-  json to_json() const {
-    return {{"step", step},         {"epoch", epoch},           {"next_image", next_image},
-            {"images_seen", images_seen}, {"train_time_s", train_time_s}, {"window_g", window_g},
-            {"window_real", window_real}, {"window_fake", window_fake}, {"window_time", window_time},
-            {"window_count", window_count}, {"curves", curves}};
-  }
-  static GanState from_json(const json& j) {
-    GanState s;
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.next_image = j.at("next_image");
-    s.images_seen = j.at("images_seen");
-    s.train_time_s = j.at("train_time_s");
-    s.window_g = j.at("window_g");
-    s.window_real = j.at("window_real");
-    s.window_fake = j.at("window_fake");
-    s.window_time = j.at("window_time");
-    s.window_count = j.at("window_count");
-    s.curves = j.at("curves").get<std::map<std::string, std::vector<double>>>();
-    return s;
-  }
-};
-
-// The epoch's image order and flips depend only on (seed, epoch): the data position is two numbers.
-struct EpochPlan {
-  std::vector<int64_t> order;
-  std::vector<bool> flips;
-};
-EpochPlan plan_epoch(int64_t n, uint64_t seed, int64_t epoch, bool flip) {
-  EpochPlan plan;
-  plan.order.resize(n);
-  std::iota(plan.order.begin(), plan.order.end(), 0);
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
-  std::shuffle(plan.order.begin(), plan.order.end(), rng);
-  plan.flips.resize(n);
-  for (int64_t i = 0; i < n; ++i) plan.flips[i] = flip && (rng() & 1);
-  return plan;
-}
-
-void set_requires_grad(torch::nn::Module& module, bool on) {
-  for (auto& p : module.parameters()) p.set_requires_grad(on);
-}
-
-void ema_update(torch::nn::Module& ema, torch::nn::Module& source, double decay) {
-  at::NoGradGuard no_grad;
-  auto ema_params = ema.named_parameters();
-  for (const auto& item : source.named_parameters()) {
-    at::Tensor target = ema_params[item.key()];
-    if (decay == 0) {
-      target.copy_(item.value());
-    } else {
-      target.mul_(decay).add_(item.value(), 1 - decay);
-    }
-  }
-  // Buffers (BN statistics, spectral-norm vectors) are copied, not averaged.
-  auto ema_buffers = ema.named_buffers();
-  for (const auto& item : source.named_buffers()) ema_buffers[item.key()].copy_(item.value());
-}
-
-void save_gan_checkpoint(const fs::path& run_dir, const json& identity, const GanState& state, torch::nn::Module& g,
-                         torch::nn::Module& d, torch::nn::Module* g_ema, torch::optim::Optimizer& g_opt,
-                         torch::optim::Optimizer& d_opt, const std::vector<at::Generator>& generators) {
-  write_checkpoint(run_dir, identity, state.to_json(), [&](const fs::path& dir) {
-    write_safetensors((dir / "G.safetensors").string(), module_state(g));
-    write_safetensors((dir / "D.safetensors").string(), module_state(d));
-    if (g_ema) write_safetensors((dir / "G_ema.safetensors").string(), module_state(*g_ema));
-    torch::serialize::OutputArchive archive, g_archive, d_archive;
-    g_opt.save(g_archive);
-    d_opt.save(d_archive);
-    archive.write("g_optimizer", g_archive);
-    archive.write("d_optimizer", d_archive);
-    save_generators(archive, generators);
-    archive.save_to((dir / "optimizers.pt").string());
-  });
-}
-
-GanState load_gan_checkpoint(const fs::path& dir, torch::nn::Module& g, torch::nn::Module& d, torch::nn::Module* g_ema,
-                             torch::optim::Optimizer& g_opt, torch::optim::Optimizer& d_opt,
-                             const std::vector<at::Generator>& generators) {
-  load_module_state(g, (dir / "G.safetensors").string());
-  load_module_state(d, (dir / "D.safetensors").string());
-  if (g_ema) load_module_state(*g_ema, (dir / "G_ema.safetensors").string());
-  torch::serialize::InputArchive archive, g_archive, d_archive;
-  archive.load_from((dir / "optimizers.pt").string());
-  archive.read("g_optimizer", g_archive);
-  archive.read("d_optimizer", d_archive);
-  g_opt.load(g_archive);
-  d_opt.load(d_archive);
-  load_generators(archive, generators);
-  return GanState::from_json(checkpoint_state(dir));
-}
-
 struct GanPlan : RunPlan {
   BigGanModelSection model;
   GanData data;
@@ -282,248 +184,335 @@ class CelebaBigGanPipeline : public TypedPipeline<GanPlan> {
   RunResult run_plan(const GanPlan& plan, const RunContext& ctx) const override;
 };
 
-RunResult CelebaBigGanPipeline::run_plan(const GanPlan& plan, const RunContext& ctx) const {
-  const BigGanModelSection& model = plan.model;
-  const BigGanConfig& mc = model.config;
-  const GanData& data = plan.data;
-  const GanTrainOptions& train = plan.train;
-  const EvalSection& eval = plan.eval;
-  const GeneratorAttention attention = build_generator_attention(plan.attention, mc, ctx.source);
-  const at::Device device = plan.device;
-  require_device_available(device, ctx.source);
-  const uint64_t seed = plan.seed;
-  const fs::path& run_dir = plan.run_dir;
-  const fs::path& samples_dir = plan.samples_dir;
-  const bool bf16 = train.precision == TrainPrecision::kBf16;
-  const at::DeviceType device_type = device.type();
+// The epoch's image order and flips depend only on (seed, epoch): the data position is two numbers.
+struct EpochPlan {
+  std::vector<int64_t> order;
+  std::vector<bool> flips;
+};
+EpochPlan plan_epoch(int64_t n, uint64_t seed, int64_t epoch, bool flip) {
+  EpochPlan plan;
+  plan.order.resize(n);
+  std::iota(plan.order.begin(), plan.order.end(), 0);
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
+  std::shuffle(plan.order.begin(), plan.order.end(), rng);
+  plan.flips.resize(n);
+  for (int64_t i = 0; i < n; ++i) plan.flips[i] = flip && (rng() & 1);
+  return plan;
+}
 
-  // Data: decoded, cropped and resized once, kept as uint8.
-  const ImageFolder folder = ImageFolder::open(data.folder);
-  const LoadedImages images = load_all(
+void set_requires_grad(torch::nn::Module& module, bool on) {
+  for (auto& p : module.parameters()) p.set_requires_grad(on);
+}
+
+void ema_update(torch::nn::Module& ema, torch::nn::Module& source, double decay) {
+  at::NoGradGuard no_grad;
+  auto ema_params = ema.named_parameters();
+  for (const auto& item : source.named_parameters()) {
+    at::Tensor target = ema_params[item.key()];
+    if (decay == 0) {
+      target.copy_(item.value());
+    } else {
+      target.mul_(decay).add_(item.value(), 1 - decay);
+    }
+  }
+  // Buffers (BN statistics, spectral-norm vectors) are copied, not averaged.
+  auto ema_buffers = ema.named_buffers();
+  for (const auto& item : source.named_buffers()) ema_buffers[item.key()].copy_(item.value());
+}
+
+torch::optim::Adam make_adam(torch::nn::Module& module, double lr, const GanTrainOptions& train) {
+  return torch::optim::Adam(module.parameters(), torch::optim::AdamOptions(lr)
+                                                     .betas({train.adam_betas[0], train.adam_betas[1]})
+                                                     .eps(train.adam_eps)
+                                                     .weight_decay(0));
+}
+
+// The three networks, seeded: the same seed gives the same initial weights.
+struct GanNetworks {
+  BigGanGenerator g{nullptr};
+  BigGanDiscriminator d{nullptr};
+  BigGanGenerator g_ema{nullptr};  // only with train.ema
+  GanNetworks(const GanPlan& plan, const GeneratorAttention& attention) {
+    const BigGanConfig& mc = plan.model.config;
+    torch::manual_seed(plan.seed);
+    g = BigGanGenerator(mc);
+    d = BigGanDiscriminator(mc);
+    if (plan.train.ema) {
+      g_ema = BigGanGenerator(mc);
+      ema_update(*g_ema, *g, 0.0);
+    }
+    if (g->attention()) g->attention()->set_method(attention.method);
+    if (g_ema && g_ema->attention()) g_ema->attention()->set_method(attention.method);
+    g->to(plan.device);
+    d->to(plan.device);
+    if (g_ema) g_ema->to(plan.device);
+  }
+  BigGanGenerator& sampler() { return g_ema ? g_ema : g; }  // what samples, is exported and is scored
+};
+
+// BigGAN training as a TrainingTask: one optimizer step is d_steps D steps then one G step (hinge
+// loss), so the engine's step count is the G step count; sample grids after sample_every G steps.
+class GanTask : public TrainingTask {
+ public:
+  GanTask(const GanPlan& plan, GanNetworks& nets, const at::Tensor& pixels_BAA3)
+      : plan_(plan), train_(plan.train), mc_(plan.model.config), nets_(nets), pixels_NRR3_(pixels_BAA3),
+        g_opt_(make_adam(*nets.g, train_.g_lr, train_)), d_opt_(make_adam(*nets.d, train_.d_lr, train_)),
+        latent_gen_(at::make_generator<at::CPUGeneratorImpl>(plan.seed + 11)),
+        attention_gen_(at::make_generator<at::CPUGeneratorImpl>(plan.seed + 12)),
+        epoch_plan_(plan_epoch(pixels_BAA3.size(0), plan.seed, 0, plan.data.flip)),
+        y_real_(at::zeros({train_.batch}, at::kLong).to(plan.device)) {
+    at::Generator fixed_gen = at::make_generator<at::CPUGeneratorImpl>(plan.seed + 13);
+    z_fixed_ = at::randn({train_.sample_count, mc_.dim_z}, fixed_gen);  // a function of the seed only
+    y_fixed_ = at::arange(train_.sample_count, at::kLong) % mc_.n_classes;
+    nets_.g->train();
+    nets_.d->train();
+  }
+
+  TrainingSchedule schedule() const {
+    TrainingSchedule schedule;
+    schedule.total_steps = train_.iterations;
+    schedule.log_every = train_.log_every;
+    schedule.checkpoint_every = train_.checkpoint_every;
+    schedule.checkpoint_at_end = train_.keep_checkpoint;
+    schedule.step_curve = "step";
+    schedule.step_time_curve = true;
+    schedule.device = plan_.device;
+    return schedule;
+  }
+
+  MicroBatchLog accumulate(int64_t step) override {
+    double loss_real = 0, loss_fake = 0;
+    set_requires_grad(*nets_.d, true);
+    for (int64_t k = 0; k < train_.d_steps; ++k) {
+      const auto [real, fake] = d_step();
+      loss_real += real / static_cast<double>(train_.d_steps);
+      loss_fake += fake / static_cast<double>(train_.d_steps);
+    }
+    // G step: D's weights are constants here.
+    set_requires_grad(*nets_.d, false);
+    g_opt_.zero_grad();
+    const at::Tensor z = at::randn({train_.batch, mc_.dim_z}, latent_gen_).to(plan_.device);
+    const at::Tensor y_fake = at::randint(mc_.n_classes, {train_.batch}, latent_gen_).to(plan_.device);
+    at::Tensor g_loss;
+    {
+      const AutocastScope autocast(plan_.device.type(), /*enabled=*/bf16());
+      g_loss = -nets_.d->forward(nets_.g->forward(z, y_fake, attention_gen_), y_fake, attention_gen_).to(at::kFloat).mean();
+    }
+    g_loss.backward();
+    const double g_loss_value = g_loss.item<double>();
+    if (!std::isfinite(g_loss_value) || !std::isfinite(loss_real) || !std::isfinite(loss_fake))
+      throw Error(fmt::format("BigGAN training diverged at G step {}: g_loss {}, d_loss_real {}, d_loss_fake {}; lower "
+                              "train.g_lr / train.d_lr", step + 1, g_loss_value, loss_real, loss_fake));
+    return {{{"g_loss", g_loss_value}, {"d_loss_real", loss_real}, {"d_loss_fake", loss_fake}}, false};
+  }
+
+  NamedValues optimizer_step(int64_t step) override {
+    g_opt_.step();
+    if (nets_.g_ema) ema_update(*nets_.g_ema, *nets_.g, step + 1 > train_.ema_start ? train_.ema_decay : 0.0);
+    return {};
+  }
+
+  std::string progress_label() const override { return "G steps"; }
+
+  bool after_step(int64_t steps_done, bool, Curves&) override {
+    if (train_.sample_every > 0 && steps_done % train_.sample_every == 0)
+      write_samples(fmt::format("step_{:06d}.png", steps_done));
+    return false;
+  }
+
+  void finish(int64_t steps_done, Curves&) override {
+    set_requires_grad(*nets_.d, true);
+    const std::string last = fmt::format("step_{:06d}.png", steps_done);
+    write_samples(last);
+    fs::copy_file(plan_.samples_dir / last, plan_.samples_dir / "final.png", fs::copy_options::overwrite_existing);
+  }
+
+  json position() const override { return {{"epoch", epoch_}, {"next_image", next_image_}, {"images_seen", images_seen_}}; }
+  void set_position(const json& j) override {
+    epoch_ = j.at("epoch");
+    next_image_ = j.at("next_image");
+    images_seen_ = j.at("images_seen");
+    epoch_plan_ = plan_epoch(pixels_NRR3_.size(0), plan_.seed, epoch_, plan_.data.flip);
+  }
+
+  TrainingParts parts() override {
+    TrainingParts parts;
+    parts.modules = {{"G", nets_.g.ptr().get()}, {"D", nets_.d.ptr().get()}};
+    if (nets_.g_ema) parts.modules.emplace_back("G_ema", nets_.g_ema.ptr().get());
+    parts.optimizers = {{"g_optimizer", &g_opt_}, {"d_optimizer", &d_opt_}};
+    parts.generators = {latent_gen_, attention_gen_};
+    return parts;
+  }
+
+  int64_t images_seen() const { return images_seen_; }
+
+ private:
+  bool bf16() const { return train_.precision == TrainPrecision::kBf16; }
+
+  // One D step on a real batch and a fake one; G runs without gradients (still in training mode:
+  // its BN statistics move). Returns the hinge losses on reals and fakes.
+  std::pair<double, double> d_step() {
+    const at::Tensor real = real_batch();
+    const at::Tensor z = at::randn({train_.batch, mc_.dim_z}, latent_gen_).to(plan_.device);
+    const at::Tensor y_fake = at::randint(mc_.n_classes, {train_.batch}, latent_gen_).to(plan_.device);
+    d_opt_.zero_grad();
+    at::Tensor d_real, d_fake;
+    {
+      const AutocastScope autocast(plan_.device.type(), /*enabled=*/bf16());
+      at::Tensor fake;
+      {
+        at::NoGradGuard no_grad;
+        fake = nets_.g->forward(z, y_fake, attention_gen_);
+      }
+      // One D forward over fakes then reals, as BigGAN does: one spectral-norm step per D step.
+      const at::Tensor d_out =
+          nets_.d->forward(at::cat({fake.to(real.scalar_type()), real}), at::cat({y_fake, y_real_}), attention_gen_)
+              .to(at::kFloat);
+      d_fake = d_out.slice(0, 0, train_.batch);
+      d_real = d_out.slice(0, train_.batch);
+    }
+    const at::Tensor l_real = at::relu(1 - d_real).mean(), l_fake = at::relu(1 + d_fake).mean();
+    (l_real + l_fake).backward();
+    d_opt_.step();
+    return {l_real.item<double>(), l_fake.item<double>()};
+  }
+
+  // The next train_.batch images of the epoch order (flipped where the epoch says), in [-1, 1].
+  at::Tensor real_batch() {
+    std::vector<at::Tensor> batch;
+    const int64_t count = pixels_NRR3_.size(0);
+    for (int64_t i = 0; i < train_.batch; ++i) {
+      if (next_image_ >= count) {
+        ++epoch_;
+        next_image_ = 0;
+        epoch_plan_ = plan_epoch(count, plan_.seed, epoch_, plan_.data.flip);
+      }
+      at::Tensor img = pixels_NRR3_[epoch_plan_.order[next_image_]];
+      if (epoch_plan_.flips[next_image_]) img = img.flip({1});
+      batch.push_back(img);
+      ++next_image_;
+    }
+    images_seen_ += train_.batch;
+    return (at::stack(batch).permute({0, 3, 1, 2}).to(at::kFloat) / 127.5 - 1).to(plan_.device);
+  }
+
+  // A grid of the sampler's images from the fixed latents: <samples>/<file>.
+  void write_samples(const std::string& file) {
+    at::NoGradGuard no_grad;
+    BigGanGenerator& sampler = nets_.sampler();
+    sampler->eval();
+    at::Generator sample_gen = at::make_generator<at::CPUGeneratorImpl>(plan_.seed + 14);
+    at::Tensor fake;
+    {
+      const AutocastScope autocast(plan_.device.type(), /*enabled=*/bf16());
+      fake = sampler->forward(z_fixed_.to(plan_.device), y_fixed_.to(plan_.device), sample_gen);
+    }
+    sampler->train();
+    const int64_t columns = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(train_.sample_count))));
+    write_image_grid((plan_.samples_dir / file).string(), fake.to(at::kFloat), columns);
+  }
+
+  const GanPlan& plan_;
+  const GanTrainOptions& train_;
+  const BigGanConfig& mc_;
+  GanNetworks& nets_;
+  const at::Tensor pixels_NRR3_;  // uint8, the decoded images
+  torch::optim::Adam g_opt_, d_opt_;
+  at::Generator latent_gen_, attention_gen_;
+  EpochPlan epoch_plan_;
+  at::Tensor y_real_, z_fixed_, y_fixed_;
+  // The position a checkpoint carries.
+  int64_t epoch_ = 0, next_image_ = 0, images_seen_ = 0;
+};
+
+// Decoded, cropped and resized once, kept as uint8.
+LoadedImages load_training_images(const GanPlan& plan, const RunContext& ctx) {
+  const ImageFolder folder = ImageFolder::open(plan.data.folder);
+  LoadedImages images = load_all(
       folder,
       [&](size_t done, size_t total) {
         if (ctx.progress) ctx.progress(static_cast<int64_t>(done), static_cast<int64_t>(total), "images decoded");
       },
       static_cast<size_t>(at::get_num_threads()));
-  if (images.count < train.batch)
+  if (images.count < plan.train.batch)
     throw ConfigError(fmt::format("config '{}': the image folder '{}' has {} usable images, fewer than train.batch {}",
-                                  ctx.source, data.folder.path, images.count, train.batch));
-  const int64_t r = mc.resolution;
-  const at::Tensor pixels_NRR3 =
-      at::from_blob(const_cast<uint8_t*>(images.pixels_NHWC.data()), {images.count, r, r, 3}, at::kByte);
+                                  ctx.source, plan.data.folder.path, images.count, plan.train.batch));
+  return images;
+}
 
-  // Models: the same seed gives the same initial weights.
-  torch::manual_seed(seed);
-  BigGanGenerator g(mc);
-  BigGanDiscriminator d(mc);
-  BigGanGenerator g_ema{nullptr};
-  if (train.ema) {
-    g_ema = BigGanGenerator(mc);
-    ema_update(*g_ema, *g, 0.0);
-  }
-  if (g->attention()) g->attention()->set_method(attention.method);
-  if (g_ema && g_ema->attention()) g_ema->attention()->set_method(attention.method);
-  g->to(device);
-  d->to(device);
-  if (g_ema) g_ema->to(device);
-  auto adam = [&](torch::nn::Module& m, double lr) {
-    return torch::optim::Adam(m.parameters(), torch::optim::AdamOptions(lr)
-                                                  .betas({train.adam_betas[0], train.adam_betas[1]})
-                                                  .eps(train.adam_eps)
-                                                  .weight_decay(0));
-  };
-  torch::optim::Adam g_opt = adam(*g, train.g_lr);
-  torch::optim::Adam d_opt = adam(*d, train.d_lr);
-
-  at::Generator latent_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 11);
-  at::Generator attention_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 12);
-  std::vector<at::Generator> generators{latent_gen, attention_gen, at::detail::getDefaultCPUGenerator()};
-  if (device.is_cuda()) generators.push_back(at::globalContext().defaultGenerator(device));
-
-  // Resume.
-  const json& identity = plan.identity;
-  GanState state;
-  int64_t resumed_from = 0;
-  if (const auto ckpt = usable_checkpoint(run_dir, identity)) {
-    state = load_gan_checkpoint(*ckpt, *g, *d, g_ema ? g_ema.get() : nullptr, g_opt, d_opt, generators);
-    resumed_from = state.step;
-  }
-
-  // Fixed latents for the sample grids: a function of the seed only.
-  at::Generator fixed_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 13);
-  const at::Tensor z_fixed = at::randn({train.sample_count, mc.dim_z}, fixed_gen);
-  const at::Tensor y_fixed = at::arange(train.sample_count, at::kLong) % mc.n_classes;
-  const int64_t grid_columns = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(train.sample_count))));
-  BigGanGenerator& sampler = g_ema ? g_ema : g;
-  auto write_samples = [&](const std::string& file) {
-    at::NoGradGuard no_grad;
-    sampler->eval();
-    at::Generator sample_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 14);
-    at::Tensor fake;
-    {
-      const AutocastScope autocast(device_type, /*enabled=*/bf16);
-      fake = sampler->forward(z_fixed.to(device), y_fixed.to(device), sample_gen);
-    }
-    sampler->train();
-    write_image_grid((samples_dir / file).string(), fake.to(at::kFloat), grid_columns);
-  };
-
-  auto real_batch = [&](EpochPlan& epoch_plan) {
-    std::vector<at::Tensor> batch;
-    for (int64_t i = 0; i < train.batch; ++i) {
-      if (state.next_image >= images.count) {
-        ++state.epoch;
-        state.next_image = 0;
-        epoch_plan = plan_epoch(images.count, seed, state.epoch, data.flip);
-      }
-      const int64_t index = epoch_plan.order[state.next_image];
-      at::Tensor img = pixels_NRR3[index];
-      if (epoch_plan.flips[state.next_image]) img = img.flip({1});
-      batch.push_back(img);
-      ++state.next_image;
-    }
-    state.images_seen += train.batch;
-    return (at::stack(batch).permute({0, 3, 1, 2}).to(at::kFloat) / 127.5 - 1).to(device);
-  };
-
-  PeakMemoryWindow memory(device);
-  EpochPlan epoch = plan_epoch(images.count, seed, state.epoch, data.flip);
-  const at::Tensor y_real = at::zeros({train.batch}, at::kLong).to(device);
-  g->train();
-  d->train();
-  using Clock = std::chrono::steady_clock;
-  while (state.step < train.iterations) {
-    const auto t0 = Clock::now();
-    double loss_real = 0, loss_fake = 0;
-    // D steps: G runs without gradients (still in training mode: its BN statistics move).
-    set_requires_grad(*d, true);
-    for (int64_t k = 0; k < train.d_steps; ++k) {
-      const at::Tensor real = real_batch(epoch);
-      const at::Tensor z = at::randn({train.batch, mc.dim_z}, latent_gen).to(device);
-      const at::Tensor y_fake = at::randint(mc.n_classes, {train.batch}, latent_gen).to(device);
-      d_opt.zero_grad();
-      at::Tensor d_real, d_fake;
-      {
-        const AutocastScope autocast(device_type, /*enabled=*/bf16);
-        at::Tensor fake;
-        {
-          at::NoGradGuard no_grad;
-          fake = g->forward(z, y_fake, attention_gen);
-        }
-        // One D forward over fakes then reals, as BigGAN does: one spectral-norm step per D step.
-        const at::Tensor d_out = d->forward(at::cat({fake.to(real.scalar_type()), real}), at::cat({y_fake, y_real}),
-                                            attention_gen)
-                                     .to(at::kFloat);
-        d_fake = d_out.slice(0, 0, train.batch);
-        d_real = d_out.slice(0, train.batch);
-      }
-      const at::Tensor l_real = at::relu(1 - d_real).mean(), l_fake = at::relu(1 + d_fake).mean();
-      (l_real + l_fake).backward();
-      d_opt.step();
-      loss_real += l_real.item<double>() / train.d_steps;
-      loss_fake += l_fake.item<double>() / train.d_steps;
-    }
-    // G step: D's weights are constants here.
-    set_requires_grad(*d, false);
-    g_opt.zero_grad();
-    const at::Tensor z = at::randn({train.batch, mc.dim_z}, latent_gen).to(device);
-    const at::Tensor y_fake = at::randint(mc.n_classes, {train.batch}, latent_gen).to(device);
-    at::Tensor g_loss;
-    {
-      const AutocastScope autocast(device_type, /*enabled=*/bf16);
-      g_loss = -d->forward(g->forward(z, y_fake, attention_gen), y_fake, attention_gen).to(at::kFloat).mean();
-    }
-    g_loss.backward();
-    g_opt.step();
-    ++state.step;
-    if (g_ema) ema_update(*g_ema, *g, state.step > train.ema_start ? train.ema_decay : 0.0);
-    const double g_loss_value = g_loss.item<double>();
-    if (!std::isfinite(g_loss_value) || !std::isfinite(loss_real) || !std::isfinite(loss_fake))
-      throw Error(fmt::format("BigGAN training diverged at G step {}: g_loss {}, d_loss_real {}, d_loss_fake {}; lower "
-                              "train.g_lr / train.d_lr", state.step, g_loss_value, loss_real, loss_fake));
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    state.train_time_s += seconds;
-    state.window_g += g_loss_value;
-    state.window_real += loss_real;
-    state.window_fake += loss_fake;
-    state.window_time += seconds;
-    ++state.window_count;
-    if (state.step % train.log_every == 0 || state.step == train.iterations) {
-      const double n = static_cast<double>(state.window_count);
-      state.curves["step"].push_back(static_cast<double>(state.step));
-      state.curves["g_loss"].push_back(state.window_g / n);
-      state.curves["d_loss_real"].push_back(state.window_real / n);
-      state.curves["d_loss_fake"].push_back(state.window_fake / n);
-      state.curves["step_time_s"].push_back(state.window_time / n);
-      state.window_g = state.window_real = state.window_fake = state.window_time = 0;
-      state.window_count = 0;
-    }
-    if (ctx.progress) ctx.progress(state.step, train.iterations, "G steps");
-    if (train.sample_every > 0 && state.step % train.sample_every == 0)
-      write_samples(fmt::format("step_{:06d}.png", state.step));
-    const bool last = state.step == train.iterations;
-    if ((train.checkpoint_every > 0 && state.step % train.checkpoint_every == 0) || (last && train.keep_checkpoint))
-      save_gan_checkpoint(run_dir, identity, state, *g, *d, g_ema ? g_ema.get() : nullptr, g_opt, d_opt, generators);
-  }
-  set_requires_grad(*d, true);
-  write_samples(fmt::format("step_{:06d}.png", state.step));
-  fs::copy_file(samples_dir / fmt::format("step_{:06d}.png", state.step), samples_dir / "final.png",
-                fs::copy_options::overwrite_existing);
-  memory.close();
-
-  // The trained model, in the layout biggan_pretrained (and scripts) read: the run's lasting output.
+// The trained model, in the layout biggan_pretrained (and scripts) read: the run's lasting output.
+void export_gan_model(const GanPlan& plan, GanNetworks& nets) {
   const fs::path& model_dir = plan.model_dir;
   fs::create_directories(model_dir);
-  write_safetensors((model_dir / "generator.safetensors").string(), module_state(*sampler));
-  write_safetensors((model_dir / "discriminator.safetensors").string(), module_state(*d));
-  {
-    std::ofstream out(model_dir / "biggan.json");
-    out << mc.to_json().dump(1) << "\n";
-    if (!out) throw IoError(fmt::format("cannot write '{}'", (model_dir / "biggan.json").string()));
-  }
+  write_safetensors((model_dir / "generator.safetensors").string(), module_state(*nets.sampler()));
+  write_safetensors((model_dir / "discriminator.safetensors").string(), module_state(*nets.d));
+  std::ofstream out(model_dir / "biggan.json");
+  out << plan.model.config.to_json().dump(1) << "\n";
+  if (!out) throw IoError(fmt::format("cannot write '{}'", (model_dir / "biggan.json").string()));
+}
 
-  RunResult result;
-  result.curves = state.curves;
-  auto metric = [&](const std::string& name, double value, const std::string& unit, bool higher) {
-    result.metrics[name] = {value, unit, higher};
-  };
-  metric("g_loss_final", state.curves.at("g_loss").back(), "1", false);
-  metric("d_loss_real_final", state.curves.at("d_loss_real").back(), "1", false);
-  metric("d_loss_fake_final", state.curves.at("d_loss_fake").back(), "1", false);
-  metric("train_time_s", state.train_time_s, "s", false);
-  metric("g_steps_per_s", state.step / std::max(state.train_time_s, 1e-12), "1/s", true);
-  metric("images_per_s", state.images_seen / std::max(state.train_time_s, 1e-12), "1/s", true);
-  metric("memory_fraction", attention.memory_fraction, "fraction", false);
-  metric("train_images", static_cast<double>(images.count), "count", false);
-  metric("skipped_images", static_cast<double>(images.skipped), "count", false);
-  metric("resumed_from_step", static_cast<double>(resumed_from), "count", false);
-  memory.add_metrics(result);
-  if (!attention.budget.knob.empty()) add_budget_metrics(attention.budget, result);
-  result.notes["samples"] = (samples_dir / "final.png").string();
-  result.notes["model"] = model_dir.string();
-
-  // Image quality with the sampler (G_ema when kept), eval mode, latents from their own generator.
+// Image quality with the sampler (G_ema when kept), eval mode, latents from their own generator.
+void score_image_quality(const GanPlan& plan, const RunContext& ctx, GanNetworks& nets, const LoadedImages& images,
+                         const at::Tensor& pixels_BAA3, RunResult& result) {
+  const BigGanConfig& mc = plan.model.config;
+  BigGanGenerator& sampler = nets.sampler();
   sampler->eval();
-  at::Generator quality_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 15);
-  at::Generator quality_attention_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 16);
+  at::Generator quality_gen = at::make_generator<at::CPUGeneratorImpl>(plan.seed + 15);
+  at::Generator quality_attention_gen = at::make_generator<at::CPUGeneratorImpl>(plan.seed + 16);
+  const bool bf16 = plan.train.precision == TrainPrecision::kBf16;
   const ImageSource generated = [&](int64_t, int64_t count) {
     at::NoGradGuard no_grad;
-    const at::Tensor z = at::randn({count, mc.dim_z}, quality_gen).to(device);
-    const at::Tensor y = at::randint(mc.n_classes, {count}, quality_gen).to(device);
-    const AutocastScope autocast(device_type, /*enabled=*/bf16);
+    const at::Tensor z = at::randn({count, mc.dim_z}, quality_gen).to(plan.device);
+    const at::Tensor y = at::randint(mc.n_classes, {count}, quality_gen).to(plan.device);
+    const AutocastScope autocast(plan.device.type(), /*enabled=*/bf16);
     return sampler->forward(z, y, quality_attention_gen).to(at::kFloat);
   };
   const ImageSource reference = [&](int64_t start, int64_t count) {
-    return pixels_NRR3.slice(0, start, start + count).permute({0, 3, 1, 2}).to(at::kFloat) / 255.0;
+    return pixels_BAA3.slice(0, start, start + count).permute({0, 3, 1, 2}).to(at::kFloat) / 255.0;
   };
+  const ImageFolderOptions& folder = plan.data.folder;
   const std::string reference_identity =
-      fmt::format("data folder '{}' ({} images at {}x{}, center_crop {}, max_images {})", data.folder.path, images.count,
-                  r, r, data.folder.center_crop, data.folder.max_images);
-  add_image_quality(result, eval.quality, generated, reference, images.count, reference_identity, device,
+      fmt::format("data folder '{}' ({} images at {}x{}, center_crop {}, max_images {})", folder.path, images.count,
+                  mc.resolution, mc.resolution, folder.center_crop, folder.max_images);
+  add_image_quality(result, plan.eval.quality, generated, reference, images.count, reference_identity, plan.device,
                     [&](const std::string& note, int64_t done, int64_t total) {
                       if (ctx.progress) ctx.progress(done, total, note);
                     });
-  if (!train.keep_checkpoint) fs::remove_all(run_dir);
+}
+
+RunResult CelebaBigGanPipeline::run_plan(const GanPlan& plan, const RunContext& ctx) const {
+  const GeneratorAttention attention = build_generator_attention(plan.attention, plan.model.config, ctx.source);
+  require_device_available(plan.device, ctx.source);
+  const LoadedImages images = load_training_images(plan, ctx);
+  const int64_t r = plan.model.config.resolution;
+  const at::Tensor pixels_BAA3 =
+      at::from_blob(const_cast<uint8_t*>(images.pixels_BVWC.data()), {images.count, r, r, 3}, at::kByte);
+  GanNetworks nets(plan, attention);
+  GanTask task(plan, nets, pixels_BAA3);
+  TrainingOutcome outcome = run_training(task, task.schedule(), plan.run_dir, plan.identity, ctx);
+  export_gan_model(plan, nets);
+
+  RunResult result;
+  result.curves = outcome.curves;
+  auto metric = [&](const std::string& name, double value, const std::string& unit, bool higher) {
+    result.metrics[name] = {value, unit, higher};
+  };
+  metric("g_loss_final", outcome.curves.at("g_loss").back(), "1", false);
+  metric("d_loss_real_final", outcome.curves.at("d_loss_real").back(), "1", false);
+  metric("d_loss_fake_final", outcome.curves.at("d_loss_fake").back(), "1", false);
+  metric("train_time_s", outcome.train_time_s, "s", false);
+  metric("g_steps_per_s", outcome.steps / std::max(outcome.train_time_s, 1e-12), "1/s", true);
+  metric("images_per_s", task.images_seen() / std::max(outcome.train_time_s, 1e-12), "1/s", true);
+  metric("memory_fraction", attention.memory_fraction, "fraction", false);
+  metric("train_images", static_cast<double>(images.count), "count", false);
+  metric("skipped_images", static_cast<double>(images.skipped), "count", false);
+  metric("resumed_from_step", static_cast<double>(outcome.resumed_from), "count", false);
+  outcome.memory.add_metrics(result);
+  if (!attention.budget.knob.empty()) add_budget_metrics(attention.budget, result);
+  result.notes["samples"] = (plan.samples_dir / "final.png").string();
+  result.notes["model"] = plan.model_dir.string();
+  score_image_quality(plan, ctx, nets, images, pixels_BAA3, result);
+  if (!plan.train.keep_checkpoint) fs::remove_all(plan.run_dir);
   return result;
 }
 

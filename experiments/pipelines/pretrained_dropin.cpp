@@ -3,13 +3,13 @@
 // attention. Config sections: model and data as in pretrained_text.h, attention (any registered
 // method; memory_budget is resolved at the window length), eval {warmup 0, repeats 1, svd_windows 2}.
 //
-// Shape legend: B windows in a batch, N tokens, H heads, D head dim, C hidden, L layers.
+// Shape legend: B windows in a batch, N tokens, H heads, D head dim, C hidden, Y layers.
 // Metrics (errors are over real tokens only; padded rows are not outputs):
 //   attention_rel_error_mean/_max  per-layer attention-output error of the method on the dense
 //                                  model's own Q/K/V of that layer (teacher-forced: the error this
-//                                  layer adds, not what it inherits); tensor attention_rel_error_L
+//                                  layer adds, not what it inherits); tensor attention_rel_error_Y
 //   hidden_rel_error_final         ||h - h_dense|| / ||h_dense|| of the last layer when the method
-//                                  runs in the model (errors compound); tensor hidden_rel_error_L
+//                                  runs in the model (errors compound); tensor hidden_rel_error_Y
 //                                  (embeddings first, then every layer)
 //   final_hidden_cosine            mean over tokens of cos(h, h_dense) in the last layer
 //   embedding_cosine_mean/_min     cos of mean-pooled sentence embeddings (as sentence-transformers
@@ -22,7 +22,7 @@
 //   attention_rank90_fraction      singular values needed for 90% of a head's attention-map energy
 //                                  (sum of σ²), divided by the window's tokens; mean over heads, layers
 //   attention_top90_fraction       entries needed for 90% of a row's probability mass / tokens
-//   tensors attention_rank90_fraction_LH, attention_top90_fraction_LH, attention_singular_values_LHK
+//   tensors attention_rank90_fraction_YH, attention_top90_fraction_YH, attention_singular_values_YHI
 //   (first window, σ / σ_max).
 // Tested by tests/test_pretrained.cpp (smoke config on MiniLM, dense vs dense is exact, an exact
 // smyrf configuration matches, bad input).
@@ -124,7 +124,7 @@ DropinSetup set_up_method(const DropinPlan& plan, PretrainedText& text, const Ru
   return s;
 }
 
-// Shape legend here: Y layers, H heads, K singular values, W windows.
+// Shape legend here: Y layers, H heads, I singular values (largest first), G windows.
 struct DensePass {
   std::vector<EncoderOutput> outputs;           // the reference hidden states, per batch
   std::vector<double> err_sq, ref_sq;           // per layer: the method's squared error on dense Q/K/V
@@ -211,7 +211,7 @@ MethodPass run_method_pass(PretrainedText& text, const DropinPlan& plan) {
 
 struct HiddenComparison {
   at::Tensor hidden_error_Y1;  // relative error of each hidden state (embeddings, then every layer)
-  at::Tensor embedding_cosine_W;
+  at::Tensor embedding_cosine_G;
   double cosine_sum = 0;
   int64_t tokens = 0;
 };
@@ -238,7 +238,7 @@ HiddenComparison compare_hidden_states(const PretrainedText& text, const DensePa
     const at::Tensor count = keep_BN.sum(1, /*keepdim=*/true).to(at::kDouble);
     embedding_cosines.push_back(at::cosine_similarity(h.sum(1) / count, ref.sum(1) / count, -1));
   }
-  c.embedding_cosine_W = at::cat(embedding_cosines);
+  c.embedding_cosine_G = at::cat(embedding_cosines);
   c.hidden_error_Y1 = at::zeros({Y + 1}, at::kDouble);
   for (int64_t y = 0; y <= Y; ++y)
     c.hidden_error_Y1[y] = std::sqrt(err_sq[static_cast<size_t>(y)] / std::max(ref_sq[static_cast<size_t>(y)], 1e-300));
@@ -267,8 +267,8 @@ RunResult compare_with_dense(const PretrainedText& text, const DropinSetup& setu
   m["attention_rel_error_max"] = {attention_error_max, "1", false};
   m["hidden_rel_error_final"] = {hidden.hidden_error_Y1[Y].item<double>(), "1", false};
   m["final_hidden_cosine"] = {hidden.cosine_sum / static_cast<double>(hidden.tokens), "1", true};
-  m["embedding_cosine_mean"] = {hidden.embedding_cosine_W.mean().item<double>(), "1", true};
-  m["embedding_cosine_min"] = {hidden.embedding_cosine_W.min().item<double>(), "1", true};
+  m["embedding_cosine_mean"] = {hidden.embedding_cosine_G.mean().item<double>(), "1", true};
+  m["embedding_cosine_min"] = {hidden.embedding_cosine_G.min().item<double>(), "1", true};
   m["memory_fraction"] = {fraction_sum / static_cast<double>(Y), "fraction", false};
   m["forward_time_s"] = {timed.median_s, "s", false};
   m["tokens_per_s"] = {static_cast<double>(hidden.tokens) / timed.median_s, "1/s", true};
@@ -279,17 +279,17 @@ RunResult compare_with_dense(const PretrainedText& text, const DropinSetup& setu
   m["window_tokens"] = {static_cast<double>(text.window_tokens), "count", false};
   m["threads"] = {static_cast<double>(at::get_num_threads()), "count", false};
   // tensor names keep the results files' letters: _L is layers there
-  result.tensors["attention_rel_error_L"] = named_array_of(attention_error_Y);
-  result.tensors["hidden_rel_error_L"] = named_array_of(hidden.hidden_error_Y1);
-  result.tensors["embedding_cosine_W"] = named_array_of(hidden.embedding_cosine_W);
+  result.tensors["attention_rel_error_Y"] = named_array_of(attention_error_Y);
+  result.tensors["hidden_rel_error_Y"] = named_array_of(hidden.hidden_error_Y1);
+  result.tensors["embedding_cosine_G"] = named_array_of(hidden.embedding_cosine_G);
   if (setup.is_dense && dense.svd_windows_done > 0) {
     const at::Tensor rank90_YH = dense.rank90_YH / static_cast<double>(dense.svd_windows_done);
     const at::Tensor top90_YH = dense.top90_YH / static_cast<double>(dense.svd_windows_done);
     m["attention_rank90_fraction"] = {rank90_YH.mean().item<double>(), "fraction", false};
     m["attention_top90_fraction"] = {top90_YH.mean().item<double>(), "fraction", false};
-    result.tensors["attention_rank90_fraction_LH"] = named_array_of(rank90_YH);
-    result.tensors["attention_top90_fraction_LH"] = named_array_of(top90_YH);
-    result.tensors["attention_singular_values_LHK"] = named_array_of(at::stack(dense.first_window_spectra));
+    result.tensors["attention_rank90_fraction_YH"] = named_array_of(rank90_YH);
+    result.tensors["attention_top90_fraction_YH"] = named_array_of(top90_YH);
+    result.tensors["attention_singular_values_YHI"] = named_array_of(at::stack(dense.first_window_spectra));
   }
   return result;
 }

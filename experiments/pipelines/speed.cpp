@@ -49,8 +49,6 @@ constexpr double kApproxBackwardMemoryFactor = 2.5;
 constexpr double kUsableMemoryShare = 0.85;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-const EnumNames<at::ScalarType> kDtypeNames = {{"float32", at::kFloat}, {"float64", at::kDouble}};
-
 struct SpeedData {
   int64_t batch = 1, heads = 8, n_queries = 0, head_dim = 64;
   std::optional<int64_t> value_dim;
@@ -68,7 +66,7 @@ struct SpeedData {
     JsonReader r(config.contains("data") ? config.at("data") : nlohmann::json::object(), "data", source_file);
     r.get("batch", d.batch).get("heads", d.heads).require("n_queries", d.n_queries).get("head_dim", d.head_dim);
     r.get("value_dim", d.value_dim).get("causal", d.causal).get("seed", d.seed);
-    r.get_enum("dtype", d.dtype, kDtypeNames);
+    r.get_enum("dtype", d.dtype, kFloatDtypeNames);
     r.finish();
     for (auto [key, value] : {std::pair<const char*, int64_t>{"batch", d.batch}, {"heads", d.heads},
                               {"n_queries", d.n_queries}, {"head_dim", d.head_dim},

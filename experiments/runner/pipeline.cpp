@@ -61,6 +61,8 @@ void reject_sections(const nlohmann::json& config, const std::string& source, co
       throw ConfigError(fmt::format("config '{}': the {} pipeline has no '{}' section; remove it", source, pipeline, key));
 }
 
+const EnumNames<at::ScalarType> kFloatDtypeNames = {{"float32", at::kFloat}, {"float64", at::kDouble}};
+
 void require_cpu_device(const nlohmann::json& config, const std::string& source, const std::string& pipeline) {
   const std::string device = config.value("device", std::string("cpu"));
   if (device != "cpu")

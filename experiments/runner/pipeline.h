@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/attention/attention_method.h"
+#include "core/util/json_options.h"
 #include "experiments/runner/results_store.h"
 
 namespace smyrf {
@@ -73,6 +74,9 @@ void reject_sections(const nlohmann::json& config, const std::string& source, co
                      std::initializer_list<const char*> keys);
 // ConfigError when the config's `device` is not "cpu", for pipelines that run on the CPU only.
 void require_cpu_device(const nlohmann::json& config, const std::string& source, const std::string& pipeline);
+
+// The `dtype` choices of pipelines that compute attention on given tensors: "float32", "float64".
+extern const EnumNames<at::ScalarType> kFloatDtypeNames;
 
 // Peak memory of a run's measured part, from construction (which resets the peaks) to close():
 // metrics peak_rss_bytes, peak_rss_delta_bytes (growth over the RSS at the start; NaN where the

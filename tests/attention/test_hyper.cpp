@@ -64,7 +64,7 @@ TEST(Hyper, BlockPartEqualsDenseMaskedToTheSortedBlocks) {
   o.min_seq_len = 0;
   const HyperAttention hyper(o);
   const AttentionOutput out = run(hyper, in, 4);
-  const at::Tensor proj = out.aux.at("projections_DP");
+  const at::Tensor proj = out.aux.at("projections_DJ");
   at::Tensor expected = at::zeros_like(out.out_BHNE);
   for (int64_t h = 0; h < 2; ++h) {
     const auto blocks_of = [&](const at::Tensor& x_TD) {

@@ -14,6 +14,8 @@
 //                                        (Memory.PeakRssSeesALargeAllocation checks the measurement)
 //   UnservableRequestsAreClearErrors     unsupported_reasons() and forward() agree, with the wording
 //   BadOptionsAreConfigErrors            unknown keys and bad values are ConfigErrors, with the wording
+//   DropoutCapabilityMatchesTheOptionItTakes  capabilities().dropout iff the method takes `dropout`,
+//                                        which then acts in training only
 // Each check runs the method with its default options unless the tables below give configurations
 // for it. A case a method cannot serve is never skipped silently: the method must report a reason
 // (unsupported_reasons), forward() must refuse the case with that reason, and the skip is printed.
@@ -289,8 +291,8 @@ bool serves_or_refuses(const AttentionMethod& method, const AttentionInputs& in,
 
 // `in` with zeros instead of whatever its padded positions hold.
 AttentionInputs with_zeros_where_padded(const AttentionInputs& in) {
-  const auto zeroed = [](const at::Tensor& x_BHLX, const at::Tensor& keep_BL) {
-    return at::where(keep_BL.view({x_BHLX.size(0), 1, x_BHLX.size(2), 1}), x_BHLX, at::zeros({}, x_BHLX.options()));
+  const auto zeroed = [](const at::Tensor& x_BHTX, const at::Tensor& keep_BT) {
+    return at::where(keep_BT.view({x_BHTX.size(0), 1, x_BHTX.size(2), 1}), x_BHTX, at::zeros({}, x_BHTX.options()));
   };
   AttentionInputs out = in;
   if (in.query_keep_BN) out.q_BHND = zeroed(in.q_BHND, *in.query_keep_BN);
@@ -621,6 +623,27 @@ TEST_P(MethodContract, BadOptionsAreConfigErrors) {
     const std::string message = config_error(c.options);
     EXPECT_NE(message.find(c.expected), std::string::npos) << c.options.dump() << ": " << message;
   }
+}
+
+// ---- (i) dropout -----------------------------------------------------------------------------------------
+
+// The capability is what a trainer reads to decide whether to pass config.json's dropout on
+// (experiments/engines/finetune.cpp): it must say exactly whether the method takes the option, and
+// a method that takes it must drop probabilities while training and only then.
+TEST_P(MethodContract, DropoutCapabilityMatchesTheOptionItTakes) {
+  const std::string& name = GetParam();
+  const bool declared = method_of(nlohmann::json{{"method", name}})->capabilities().dropout;
+  EXPECT_EQ(declared, method_of(nlohmann::json{{"method", name}})->options_json().contains("dropout")) << name;
+  if (!declared) {
+    EXPECT_THROW(make_attention({{"method", name}, {"dropout", 0.1}}), ConfigError) << name;
+    return;
+  }
+  const auto plain = method_of(nlohmann::json{{"method", name}});
+  const auto dropping = method_of(nlohmann::json{{"method", name}, {"dropout", 0.5}});
+  AttentionInputs x = random_inputs(1, 2, 97, 97, 8, 5, at::kFloat, 51);
+  EXPECT_TRUE(at::equal(run(*plain, x, 1).out_BHNE, run(*dropping, x, 1).out_BHNE)) << name << ": dropout outside training";
+  x.training = true;
+  EXPECT_FALSE(at::equal(run(*plain, x, 1).out_BHNE, run(*dropping, x, 1).out_BHNE)) << name << ": no dropout in training";
 }
 
 INSTANTIATE_TEST_SUITE_P(Registered, MethodContract, testing::ValuesIn(attention_method_names()), contract_test_name);

@@ -80,7 +80,7 @@ TEST(Polysketch, WeightsAreNonNegativeAndTheSketchIsUnbiasedForDegreeTwo) {
   const int trials = 4000;
   for (int t = 0; t < trials; ++t) {
     const AttentionOutput o = run(*sketch, pair, 100 + t);
-    const at::Tensor s1 = o.aux.at("sketch_1_DR"), s2 = o.aux.at("sketch_2_DR");
+    const at::Tensor s1 = o.aux.at("sketch_1_DF"), s2 = o.aux.at("sketch_2_DF");
     const double inner = at::dot(at::matmul(q, s1) * at::matmul(q, s2), at::matmul(k, s1) * at::matmul(k, s2))
                              .item<double>() / 32.0;
     const double out = o.out_BHNE.item<double>();
@@ -91,8 +91,8 @@ TEST(Polysketch, WeightsAreNonNegativeAndTheSketchIsUnbiasedForDegreeTwo) {
   EXPECT_NEAR(mean, target, 0.1 * std::abs(target) + 0.05) << "unbiased for degree 2";
   // and our forward uses exactly those draws: the aux tensors are returned
   const AttentionOutput o = run(*method_of({{"method", "polysketch"}}), in, 1);
-  ASSERT_TRUE(o.aux.count("sketch_1_DR") && o.aux.count("sketch_2_DR"));
-  EXPECT_EQ(o.aux.at("sketch_1_DR").sizes(), (std::vector<int64_t>{8, 64}));
+  ASSERT_TRUE(o.aux.count("sketch_1_DF") && o.aux.count("sketch_2_DF"));
+  EXPECT_EQ(o.aux.at("sketch_1_DF").sizes(), (std::vector<int64_t>{8, 64}));
 }
 
 }  // namespace

@@ -69,9 +69,9 @@ at::Tensor brute_force_multiset(const AttentionInputs& in, const SmyrfClusters& 
   const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), D = in.q_BHND.size(3);
   const int64_t M = in.k_BHMD.size(2), E = in.v_BHME.size(3);
   const int64_t Cq = c.geometry.q_cluster_size, Ck = c.geometry.k_cluster_size;
-  const int64_t n_hashes = c.perm_q_RHN.size(1);
+  const int64_t n_hashes = c.perm_q_RUN.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  const auto pq = c.perm_q_RHN.accessor<int64_t, 3>(), pk = c.perm_k_RHM.accessor<int64_t, 3>();
+  const auto pq = c.perm_q_RUN.accessor<int64_t, 3>(), pk = c.perm_k_RUM.accessor<int64_t, 3>();
   const at::Tensor q = in.q_BHND.contiguous(), k = in.k_BHMD.contiguous(), v = in.v_BHME.contiguous();
   const auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
   at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
@@ -153,11 +153,11 @@ TEST(Smyrf, RealTokensAreSpreadOverEveryClusterAndPaddingFillsTheRest) {
   EXPECT_EQ(c.geometry.padded_queries, 98);
   EXPECT_EQ(c.geometry.k_cluster_size, 14);
   EXPECT_EQ(c.geometry.padded_keys, 98);
-  for (const at::Tensor& perm_RHP : {c.perm_q_RHN, c.perm_k_RHM}) {
+  for (const at::Tensor& perm_RUP : {c.perm_q_RUN, c.perm_k_RUM}) {
     for (int64_t t = 0; t < 2; ++t) {
       for (int64_t row = 0; row < 2; ++row) {
         const int64_t n_real = row == 0 ? 97 : 50;
-        const at::Tensor slots = perm_RHP[row][t];
+        const at::Tensor slots = perm_RUP[row][t];
         EXPECT_TRUE(at::equal(std::get<0>(slots.sort()), at::arange(98, at::kLong)));  // a permutation
         // cluster c holds the real ranks [floor(n c / 7), floor(n (c+1) / 7)) of the row's n real
         // tokens; padded tokens and the dummy fill the other slots, so every cluster has real ones
@@ -181,10 +181,10 @@ TEST(Smyrf, QueryAndKeyClustersCoverTheSameQuantilesWhenSizesDoNotDivide) {
   EXPECT_EQ(c.geometry.k_cluster_size, 3);
   for (int64_t cluster = 0; cluster < 4; ++cluster) {
     // key cluster c holds key ranks [floor(9c/4), floor(9(c+1)/4)): 2, 2, 2, 3 real keys
-    const int64_t real = (c.perm_k_RHM[0][0].narrow(0, cluster * 3, 3) < 9).sum().item<int64_t>();
+    const int64_t real = (c.perm_k_RUM[0][0].narrow(0, cluster * 3, 3) < 9).sum().item<int64_t>();
     EXPECT_EQ(real, (cluster + 1) * 9 / 4 - cluster * 9 / 4) << "key cluster " << cluster;
     // and query cluster c all 32 of its query ranks
-    EXPECT_EQ((c.perm_q_RHN[0][0].narrow(0, cluster * 32, 32) < 128).sum().item<int64_t>(), 32);
+    EXPECT_EQ((c.perm_q_RUN[0][0].narrow(0, cluster * 32, 32) < 128).sum().item<int64_t>(), 32);
   }
   const auto out = run(*method, in, 4);
   EXPECT_TRUE(at::isfinite(*out.lse_BHN).all().item<bool>()) << "a query was left with no key";
@@ -275,7 +275,7 @@ TEST(Determinism, SameSeedSameBitsOtherSeedOtherClusters) {
   EXPECT_TRUE(at::equal(run(*method, in, 42).out_BHNE, run(*method, in, 42).out_BHNE));
   auto g1 = make_generator(42), g2 = make_generator(43);
   const auto c1 = method->cluster(in, g1), c2 = method->cluster(in, g2);
-  EXPECT_FALSE(at::equal(c1.perm_q_RHN, c2.perm_q_RHN));
+  EXPECT_FALSE(at::equal(c1.perm_q_RUN, c2.perm_q_RUN));
   EXPECT_FALSE(at::equal(run(*method, in, 42).out_BHNE, run(*method, in, 43).out_BHNE));
 }
 
@@ -372,8 +372,8 @@ TEST(Kernel, EveryInstructionSetMatchesTheBruteForceMultiset) {
         at::Tensor out = at::empty({R, tc.N, tc.E}, dtype), lse = at::empty({R, tc.N}, dtype);
         ClusteredCall call;
         call.key_keep_RM = keep_RM;
-        call.perm_q_RHN = clusters.perm_q_RHN;
-        call.perm_k_RHM = clusters.perm_k_RHM;
+        call.perm_q_RUN = clusters.perm_q_RUN;
+        call.perm_k_RUM = clusters.perm_k_RUM;
         call.q_cluster_size = clusters.geometry.q_cluster_size;
         call.k_cluster_size = clusters.geometry.k_cluster_size;
         call.scale = 1.0 / std::sqrt(static_cast<double>(tc.D));

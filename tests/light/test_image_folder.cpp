@@ -40,11 +40,11 @@ RgbImage image_of(int64_t height, int64_t width, F f) {
   RgbImage image;
   image.height = height;
   image.width = width;
-  image.pixels_HWC.resize(static_cast<size_t>(height * width * 3));
+  image.pixels_VWC.resize(static_cast<size_t>(height * width * 3));
   for (int64_t y = 0; y < height; ++y)
     for (int64_t x = 0; x < width; ++x)
       for (int64_t c = 0; c < 3; ++c)
-        image.pixels_HWC[static_cast<size_t>((y * width + x) * 3 + c)] = static_cast<uint8_t>(f(y, x, c));
+        image.pixels_VWC[static_cast<size_t>((y * width + x) * 3 + c)] = static_cast<uint8_t>(f(y, x, c));
   return image;
 }
 
@@ -83,21 +83,21 @@ TEST_F(ImageIo, PngRoundTripIsBitExact) {
   const RgbImage back = decode_image(file("a.png"));
   EXPECT_EQ(back.height, 7);
   EXPECT_EQ(back.width, 5);
-  EXPECT_EQ(back.pixels_HWC, image.pixels_HWC);
+  EXPECT_EQ(back.pixels_VWC, image.pixels_VWC);
 }
 
 TEST_F(ImageIo, GreyPngDecodesToEqualChannelsAndAlphaIsDropped) {
-  const std::vector<uint8_t> grey_HW = {0, 17, 200, 255, 3, 99};  // 2 x 3
-  write_png(file("g.png"), grey_HW.data(), /*height=*/2, /*width=*/3, /*channels=*/1);
+  const std::vector<uint8_t> grey_VW = {0, 17, 200, 255, 3, 99};  // 2 x 3
+  write_png(file("g.png"), grey_VW.data(), /*height=*/2, /*width=*/3, /*channels=*/1);
   RgbImage back = decode_image(file("g.png"));
   ASSERT_EQ(back.height * back.width, 6);
   for (int64_t i = 0; i < 6; ++i)
-    for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(back.pixels_HWC[i * 3 + c], grey_HW[i]) << "pixel " << i << " c " << c;
+    for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(back.pixels_VWC[i * 3 + c], grey_VW[i]) << "pixel " << i << " c " << c;
 
-  const std::vector<uint8_t> rgba_HWC = {10, 20, 30, 0, 40, 50, 60, 128};  // 1 x 2, alpha 0 and 128
-  write_png(file("rgba.png"), rgba_HWC.data(), /*height=*/1, /*width=*/2, /*channels=*/4);
+  const std::vector<uint8_t> rgba_VWC = {10, 20, 30, 0, 40, 50, 60, 128};  // 1 x 2, alpha 0 and 128
+  write_png(file("rgba.png"), rgba_VWC.data(), /*height=*/1, /*width=*/2, /*channels=*/4);
   back = decode_image(file("rgba.png"));
-  EXPECT_EQ(back.pixels_HWC, (std::vector<uint8_t>{10, 20, 30, 40, 50, 60}));
+  EXPECT_EQ(back.pixels_VWC, (std::vector<uint8_t>{10, 20, 30, 40, 50, 60}));
 }
 
 TEST_F(ImageIo, WritePngIntoMissingDirectoryIsIoErrorNamingTheFile) {
@@ -146,7 +146,7 @@ TEST(ImageResize, FourByFourToTwoByTwoAveragesBlocksRoundingHalfUp) {
   const std::vector<int> expected = {7, 27, 9, 29};
   for (int64_t c = 0; c < 3; ++c)
     for (int64_t i = 0; i < 4; ++i)
-      EXPECT_EQ(out.pixels_HWC[i * 3 + c], expected[i] + 100 * c) << "pixel " << i << " channel " << c;
+      EXPECT_EQ(out.pixels_VWC[i * 3 + c], expected[i] + 100 * c) << "pixel " << i << " channel " << c;
 }
 
 TEST(ImageResize, ThreeByThreeToTwoByTwoUsesFractionalCoverage) {
@@ -168,12 +168,12 @@ TEST(ImageResize, FiveToTwoSplitsTheMiddlePixel) {
 TEST(ImageResize, SameSizeIsTheIdentity) {
   const RgbImage in = random_image(5, 9, /*seed=*/3);
   const RgbImage out = resize_area(in, 5, 9);
-  EXPECT_EQ(out.pixels_HWC, in.pixels_HWC);
+  EXPECT_EQ(out.pixels_VWC, in.pixels_VWC);
   // A constant image stays constant at any size (weights sum to the denominator exactly).
   const RgbImage flat = image_of(13, 7, [](int64_t, int64_t, int64_t c) { return 77 + c; });
   for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{4, 3}, {6, 6}, {1, 1}, {20, 11}}) {
     const RgbImage r = resize_area(flat, h, w);
-    for (size_t i = 0; i < r.pixels_HWC.size(); ++i) ASSERT_EQ(r.pixels_HWC[i], 77 + i % 3) << h << "x" << w;
+    for (size_t i = 0; i < r.pixels_VWC.size(); ++i) ASSERT_EQ(r.pixels_VWC[i], 77 + i % 3) << h << "x" << w;
   }
 }
 
@@ -214,7 +214,7 @@ TEST(ImageCrop, CentreSquareOfSixByFourDropsOneRowAtTopAndBottom) {
   EXPECT_EQ(wide.at(0, 0, 0), 1);
   EXPECT_EQ(wide.at(3, 3, 1), 30 + 4 + 1);
   const RgbImage square = random_image(3, 3, /*seed=*/4);
-  EXPECT_EQ(center_crop_square(square).pixels_HWC, square.pixels_HWC);
+  EXPECT_EQ(center_crop_square(square).pixels_VWC, square.pixels_VWC);
 }
 
 TEST(ImageFlip, MirrorsColumnsKeepingChannelOrder) {
@@ -224,7 +224,7 @@ TEST(ImageFlip, MirrorsColumnsKeepingChannelOrder) {
   for (int64_t y = 0; y < 2; ++y)
     for (int64_t x = 0; x < 3; ++x)
       for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(out.at(y, x, c), code(y, 2 - x, c));
-  EXPECT_EQ(flip_horizontal(out).pixels_HWC, in.pixels_HWC);
+  EXPECT_EQ(flip_horizontal(out).pixels_VWC, in.pixels_VWC);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ TEST_F(ImageFolderTest, LoadCropsAndResizesToTheResolution) {
   const RgbImage wide = random_image(8, 12, /*seed=*/9);
   write_png(file("0.png"), wide);
   const RgbImage loaded = ImageFolder::open(options(/*resolution=*/4)).load(0);
-  EXPECT_EQ(loaded.pixels_HWC, resize_area(center_crop_square(wide), 4, 4).pixels_HWC);
+  EXPECT_EQ(loaded.pixels_VWC, resize_area(center_crop_square(wide), 4, 4).pixels_VWC);
   ASSERT_EQ(loaded.height, 4);
   const int sum = wide.at(0, 2, 1) + wide.at(0, 3, 1) + wide.at(1, 2, 1) + wide.at(1, 3, 1);
   EXPECT_EQ(loaded.at(0, 0, 1), (2 * sum + 4) / 8);  // round half up of sum / 4
@@ -384,10 +384,10 @@ TEST_F(ImageFolderTest, CorruptFileIsAnErrorNamingItAndSkipCountsIt) {
   EXPECT_EQ(loaded.files, (std::vector<std::string>{file("0.png"), file("1.png"), file("2.png"), file("4.png")}));
   // The slot after the skipped one holds 4.png, not a gap.
   const size_t image_bytes = 4 * 4 * 3;
-  ASSERT_EQ(loaded.pixels_NHWC.size(), 4 * image_bytes);
+  ASSERT_EQ(loaded.pixels_BVWC.size(), 4 * image_bytes);
   const RgbImage fourth = lenient.load(4);
   EXPECT_TRUE(
-      std::equal(fourth.pixels_HWC.begin(), fourth.pixels_HWC.end(), loaded.pixels_NHWC.begin() + 3 * image_bytes));
+      std::equal(fourth.pixels_VWC.begin(), fourth.pixels_VWC.end(), loaded.pixels_BVWC.begin() + 3 * image_bytes));
 }
 
 TEST_F(ImageFolderTest, FirstBadImageInListingOrderIsReportedForAnyThreadCount) {
@@ -449,7 +449,7 @@ TEST_F(ImageFolderTest, SmallImagesAreUpscaledAndCounted) {
   EXPECT_EQ(loaded.upscaled, 1u);
   // The bilinear hand case of EnlargingIsBilinearWithHalfPixelCentresAndClampedEdges, channel 0.
   const std::vector<int> expected = {0, 50, 100, 25, 100, 176, 50, 151, 251};
-  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(loaded.pixels_NHWC[i * 3], expected[i]) << i;
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(loaded.pixels_BVWC[i * 3], expected[i]) << i;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ TEST(ImageFixture, LoadsAllTwelveAtResolution32InNumericOrder) {
   EXPECT_EQ(loaded.count, 12);
   EXPECT_EQ(loaded.skipped, 0u);
   EXPECT_EQ(loaded.upscaled, 1u);  // 10.png is 24x24
-  EXPECT_EQ(loaded.pixels_NHWC.size(), 12u * 32 * 32 * 3);
+  EXPECT_EQ(loaded.pixels_BVWC.size(), 12u * 32 * 32 * 3);
   ASSERT_EQ(loaded.files.size(), 12u);
   EXPECT_EQ(fs::path(loaded.files[0]).filename().string(), "0.jpg");
   EXPECT_EQ(fs::path(loaded.files[7]).filename().string(), "7.jpg");
@@ -510,7 +510,7 @@ TEST(ImageFixture, LoadsAllTwelveAtResolution32InNumericOrder) {
   EXPECT_TRUE(std::is_sorted(progress_done.begin(), progress_done.end()));
   // 11.png 64 -> 32 averages 2x2 blocks: (0,0): R = G = (0 + 4 + 0 + 4)/4 = 2; (0,31): R =
   // (round(255*62/63) + 255)/2 = (251 + 255)/2 = 253, G = 2; B = 151 everywhere on the background.
-  const uint8_t* eleven = loaded.pixels_NHWC.data() + 11 * 32 * 32 * 3;
+  const uint8_t* eleven = loaded.pixels_BVWC.data() + 11 * 32 * 32 * 3;
   EXPECT_EQ((std::vector<int>{eleven[0], eleven[1], eleven[2]}), (std::vector<int>{2, 2, 151}));
   EXPECT_EQ((std::vector<int>{eleven[31 * 3], eleven[31 * 3 + 1], eleven[31 * 3 + 2]}),
             (std::vector<int>{253, 2, 151}));
@@ -521,11 +521,11 @@ TEST(ImageFixture, ThreadCountDoesNotChangeTheBytes) {
   std::vector<uint8_t> sequential;
   for (size_t i = 0; i < folder.size(); ++i) {
     const RgbImage image = folder.load(i);
-    sequential.insert(sequential.end(), image.pixels_HWC.begin(), image.pixels_HWC.end());
+    sequential.insert(sequential.end(), image.pixels_VWC.begin(), image.pixels_VWC.end());
   }
   for (size_t threads : {1u, 3u, 8u, 0u}) {
     SCOPED_TRACE(threads);
-    EXPECT_EQ(load_all(folder, {}, threads).pixels_NHWC, sequential);
+    EXPECT_EQ(load_all(folder, {}, threads).pixels_BVWC, sequential);
   }
   // Different images really differ (the comparison above could not pass on a constant buffer).
   EXPECT_FALSE(std::equal(sequential.begin(), sequential.begin() + 32 * 32 * 3, sequential.begin() + 32 * 32 * 3));

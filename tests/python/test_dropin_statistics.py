@@ -37,9 +37,9 @@ def test_rank_and_sparsity_statistics_match_numpy(smyrf_cli, tmp_path):
                     "output": {"path": str(tmp_path / "d.h5")}}, tmp_path / "d.json")
     with h5py.File(tmp_path / "d.h5", "r") as f:
         tensors = f["runs/run/tensors"]
-        rank90 = tensors["attention_rank90_fraction_LH"][()]
-        top90 = tensors["attention_top90_fraction_LH"][()]
-        spectra = tensors["attention_singular_values_LHK"][()]
+        rank90 = tensors["attention_rank90_fraction_YH"][()]
+        top90 = tensors["attention_top90_fraction_YH"][()]
+        spectra = tensors["attention_singular_values_YHI"][()]
     with h5py.File(captured, "r") as f:
         n_real = int(f["layer_00_batch_0/query_keep"][0].sum())
         assert n_real < 320, "the first window (the whole BSD licence) should be shorter than the window length"

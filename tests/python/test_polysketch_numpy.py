@@ -67,7 +67,7 @@ def test_polysketch_matches_numpy_on_the_same_sketch(smyrf_cli, tmp_path, causal
     attention = f'{{"method": "polysketch", "sketch_size": {r}, "block": {block}, "local_exact": {str(local_exact).lower()}}}'
     with run_attend(smyrf_cli, tmp_path / "qkv.h5", tmp_path / "out.h5", attention) as f:
         ours = f["out_BHNE"][...]
-        s1, s2 = f["aux/sketch_1_DR"][...], f["aux/sketch_2_DR"][...]
+        s1, s2 = f["aux/sketch_1_DF"][...], f["aux/sketch_2_DF"][...]
     assert s1.shape == (D, r) and s2.shape == (D, r)
 
     def phi(x):

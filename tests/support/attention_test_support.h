@@ -32,33 +32,50 @@ inline AttentionInputs random_inputs(int64_t B, int64_t H, int64_t N, int64_t M,
   return in;
 }
 
-// keep_BL[b, l] = l < lengths[b]
-inline at::Tensor keep_mask(const std::vector<int64_t>& lengths, int64_t L) {
-  at::Tensor keep = at::zeros({static_cast<int64_t>(lengths.size()), L}, at::kBool);
+// keep_BT[b, l] = l < lengths[b]
+inline at::Tensor keep_mask(const std::vector<int64_t>& lengths, int64_t T) {
+  at::Tensor keep = at::zeros({static_cast<int64_t>(lengths.size()), T}, at::kBool);
   for (size_t b = 0; b < lengths.size(); ++b) keep[b].narrow(0, 0, lengths[b]).fill_(true);
   return keep;
 }
 
 // Writes NaN into every position the mask marks as padding (so any leak shows up).
-inline at::Tensor nan_padded(const at::Tensor& x_BHLX, const at::Tensor& keep_BL) {
-  const at::Tensor keep = keep_BL.view({x_BHLX.size(0), 1, x_BHLX.size(2), 1});
-  return at::where(keep, x_BHLX, at::full({}, std::numeric_limits<double>::quiet_NaN(), x_BHLX.options()));
+inline at::Tensor nan_padded(const at::Tensor& x_BHTX, const at::Tensor& keep_BT) {
+  const at::Tensor keep = keep_BT.view({x_BHTX.size(0), 1, x_BHTX.size(2), 1});
+  return at::where(keep, x_BHTX, at::full({}, std::numeric_limits<double>::quiet_NaN(), x_BHTX.options()));
 }
 
 // The oracle of the oracle: a plain float64 loop, independent of any tensor op we wrote.
+// What both loop oracles read: float64 contiguous q, k, v (NaN read as 0 where asked), the masks as
+// plain bools (absent: every position is real) read without a tensor op per pair, and the scale.
+struct LoopOracleInputs {
+  int64_t B, H, N, M, D, E;
+  double scale;
+  at::Tensor q, k, v, q_keep, k_keep;
+  LoopOracleInputs(const AttentionInputs& in, bool nan_as_zero)
+      : B(in.q_BHND.size(0)), H(in.q_BHND.size(1)), N(in.q_BHND.size(2)), M(in.k_BHMD.size(2)),
+        D(in.q_BHND.size(3)), E(in.v_BHME.size(3)),
+        scale(in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(in.q_BHND.size(3)))) {
+    const auto f64 = [&](const at::Tensor& x) {
+      const at::Tensor d = x.to(at::kDouble);
+      return (nan_as_zero ? d.nan_to_num(0) : d).contiguous();
+    };
+    q = f64(in.q_BHND);
+    k = f64(in.k_BHMD);
+    v = f64(in.v_BHME);
+    q_keep = in.query_keep_BN ? in.query_keep_BN->to(at::kBool).contiguous() : at::ones({B, N}, at::kBool);
+    k_keep = in.key_keep_BM ? in.key_keep_BM->to(at::kBool).contiguous() : at::ones({B, M}, at::kBool);
+  }
+};
+
 inline at::Tensor naive_attention_f64(const AttentionInputs& in) {
-  const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), D = in.q_BHND.size(3);
-  const int64_t M = in.k_BHMD.size(2), E = in.v_BHME.size(3);
-  const double scale = in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(D));
-  const at::Tensor q = in.q_BHND.to(at::kDouble).contiguous(), k = in.k_BHMD.to(at::kDouble).contiguous(),
-                   v = in.v_BHME.to(at::kDouble).contiguous();
-  // the masks as plain bools (absent: every position is real), read without a tensor op per pair
-  const at::Tensor q_keep = in.query_keep_BN ? in.query_keep_BN->to(at::kBool).contiguous() : at::ones({B, N}, at::kBool);
-  const at::Tensor k_keep = in.key_keep_BM ? in.key_keep_BM->to(at::kBool).contiguous() : at::ones({B, M}, at::kBool);
+  const LoopOracleInputs x(in, /*nan_as_zero=*/false);
+  const int64_t B = x.B, H = x.H, N = x.N, M = x.M, D = x.D, E = x.E;
+  const double scale = x.scale;
   at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
-  auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
+  auto qa = x.q.accessor<double, 4>(), ka = x.k.accessor<double, 4>(), va = x.v.accessor<double, 4>();
   auto oa = out.accessor<double, 4>();
-  auto qk = q_keep.accessor<bool, 2>(), kk = k_keep.accessor<bool, 2>();
+  auto qk = x.q_keep.accessor<bool, 2>(), kk = x.k_keep.accessor<bool, 2>();
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < N; ++i) {
@@ -94,18 +111,13 @@ inline AttentionOutput run(const AttentionMethod& method, const AttentionInputs&
 // oracle of polynomial attention (and of polysketch at its exact-sketch limit), a plain loop.
 // Padded positions may hold NaN (read as 0; padded keys are skipped, padded query rows stay 0).
 inline at::Tensor naive_polynomial_f64(const AttentionInputs& in, int64_t p) {
-  const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1), N = in.q_BHND.size(2), M = in.k_BHMD.size(2);
-  const int64_t D = in.q_BHND.size(3), E = in.v_BHME.size(3);
-  const double s = in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(D));
-  const at::Tensor q = in.q_BHND.to(at::kDouble).nan_to_num(0).contiguous(),
-                   k = in.k_BHMD.to(at::kDouble).nan_to_num(0).contiguous(),
-                   v = in.v_BHME.to(at::kDouble).nan_to_num(0).contiguous();
-  const at::Tensor q_keep = in.query_keep_BN ? in.query_keep_BN->to(at::kBool).contiguous() : at::ones({B, N}, at::kBool);
-  const at::Tensor k_keep = in.key_keep_BM ? in.key_keep_BM->to(at::kBool).contiguous() : at::ones({B, M}, at::kBool);
+  const LoopOracleInputs x(in, /*nan_as_zero=*/true);
+  const int64_t B = x.B, H = x.H, N = x.N, M = x.M, D = x.D, E = x.E;
+  const double s = x.scale;
   at::Tensor out = at::zeros({B, H, N, E}, at::kDouble);
-  auto qa = q.accessor<double, 4>(), ka = k.accessor<double, 4>(), va = v.accessor<double, 4>();
+  auto qa = x.q.accessor<double, 4>(), ka = x.k.accessor<double, 4>(), va = x.v.accessor<double, 4>();
   auto oa = out.accessor<double, 4>();
-  auto qk = q_keep.accessor<bool, 2>(), kk = k_keep.accessor<bool, 2>();
+  auto qk = x.q_keep.accessor<bool, 2>(), kk = x.k_keep.accessor<bool, 2>();
   std::vector<double> num(static_cast<size_t>(E));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
