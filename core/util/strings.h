@@ -25,5 +25,7 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 // Lines split on '\n' with a trailing '\r' removed; no final empty line after a trailing newline.
 std::vector<std::string> split_lines(const std::string& content);
+// Every piece between separators, empty ones included ("a,,b" -> a, "", b; "" -> one empty piece).
+std::vector<std::string> split(const std::string& text, char separator);
 
 }  // namespace smyrf

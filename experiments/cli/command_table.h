@@ -1,5 +1,6 @@
 // The `smyrf` command line is built from command families, one file each:
 //   experiment_commands.cpp  run, validate, worker (internal)
+//   cluster_commands.cpp     merge, status, submit
 //   report_commands.cpp      report (results table, paper tables), score
 //   attention_commands.cpp   methods, attend
 //   text_commands.cpp        tokenize, encode
@@ -34,6 +35,7 @@ struct CliEnvironment {
 };
 
 void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnvironment& environment);
+void add_cluster_commands(CLI::App& app, CommandTable& table, const CliEnvironment& environment);
 void add_report_commands(CLI::App& app, CommandTable& table);
 void add_attention_commands(CLI::App& app, CommandTable& table);
 void add_text_commands(CLI::App& app, CommandTable& table);

@@ -36,6 +36,7 @@ int main_impl(int argc, char** argv) {
   app.require_subcommand(1);
   smyrf::CommandTable table;
   smyrf::add_experiment_commands(app, table, {self_executable(argv[0])});
+  smyrf::add_cluster_commands(app, table, {self_executable(argv[0])});
   smyrf::add_report_commands(app, table);
   smyrf::add_attention_commands(app, table);
   smyrf::add_text_commands(app, table);

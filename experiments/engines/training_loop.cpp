@@ -13,6 +13,7 @@
 #include "core/models/module_state.h"
 #include "core/models/safetensors.h"
 #include "experiments/engines/checkpoint.h"
+#include "experiments/runner/interrupt.h"
 
 namespace smyrf {
 namespace {
@@ -156,9 +157,14 @@ TrainingOutcome run_training(TrainingTask& task, const TrainingSchedule& schedul
     const bool last = state.step == schedule.total_steps;
     const bool asked = task.after_step(state.step, last, state.curves);
     const bool due = schedule.checkpoint_every > 0 && state.step % schedule.checkpoint_every == 0;
-    if (last ? schedule.checkpoint_at_end : (due || asked))
+    const bool stop = !last && interrupt_requested();
+    if (last ? schedule.checkpoint_at_end : (due || asked || stop))
       write_checkpoint(run_dir, versioned_identity, state.to_json(task.position()),
                        [&](const fs::path& dir) { save_parts(dir, parts, schedule.device); });
+    if (stop)
+      throw Interrupted(fmt::format("run '{}' stopped on signal {} after step {} of {}, checkpointed in '{}'",
+                                    ctx.run_id, interrupt_signal(), state.step, schedule.total_steps,
+                                    (run_dir / "ckpt").string()));
   }
   task.finish(state.step, state.curves);
   outcome.memory.close();

@@ -14,7 +14,10 @@
 //                step_time_s;
 //   timing       train_time_s counts the task's micro-batches and optimizer steps only, not
 //                evaluation, sample grids or checkpoints;
-//   memory       one peak-memory window over the loop and the task's finish().
+//   memory       one peak-memory window over the loop and the task's finish();
+//   interrupts   when the process was asked to stop (experiments/runner/interrupt.h: Slurm's
+//                signal before a time limit, requeue), a checkpoint after the current step, then
+//                Interrupted.
 //
 // Checkpoint (checkpoint.h, written atomically): run_dir/ckpt/ holds <name>.safetensors for each of
 // the task's modules, optimizers.pt (its optimizers and random generators, plus LibTorch's default

@@ -159,6 +159,7 @@ struct GanPlan : RunPlan {
 class CelebaBigGanPipeline : public TypedPipeline<GanPlan> {
  public:
   std::string name() const override { return "celeba_biggan"; }
+  bool checkpoints() const override { return true; }
 
  protected:
   GanPlan make_plan(const json& config, const RunContext& ctx) const override {

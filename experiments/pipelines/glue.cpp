@@ -46,6 +46,7 @@ std::string split_suffix(const GlueTask& task, const std::string& split) {
 class GluePipeline : public TypedPipeline<GluePlan> {
  public:
   std::string name() const override { return "glue"; }
+  bool checkpoints() const override { return true; }
 
  protected:
   GluePlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {

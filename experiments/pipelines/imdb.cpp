@@ -25,6 +25,7 @@ struct ImdbPlan : FinetunePlan {
 class ImdbPipeline : public TypedPipeline<ImdbPlan> {
  public:
   std::string name() const override { return "imdb"; }
+  bool checkpoints() const override { return true; }
 
  protected:
   ImdbPlan make_plan(const nlohmann::json& config, const RunContext& ctx) const override {

@@ -46,6 +46,10 @@ class Pipeline {
   // no tensors and reads no data beyond checking that files exist.
   virtual std::unique_ptr<const RunPlan> plan(const nlohmann::json& config, const RunContext& context) const = 0;
   virtual RunResult run(const RunPlan& plan, const RunContext& context) const = 0;
+  // True for pipelines that train through experiments/engines/training_loop.h: asked to stop
+  // (experiments/runner/interrupt.h), their worker checkpoints and exits; any other worker is
+  // simply ended by the signal and its run redone.
+  virtual bool checkpoints() const { return false; }
 };
 
 // The base of every pipeline: plan() returns a Plan (deriving from RunPlan) and run() receives it.

@@ -4,6 +4,7 @@
 #include "experiments/runner/results_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
@@ -188,6 +189,7 @@ StoredRun read_run(const H5File& file, const std::string& run_id, bool include_a
   run.started = attrs.string("started").value_or("");
   run.finished = attrs.string("finished").value_or("");
   run.memory_fraction = attrs.number("memory_fraction");
+  run.provenance = attrs.json("provenance_json", nlohmann::json());
   run.result = read_result(file, group, include_arrays);
   return run;
 }
@@ -250,7 +252,7 @@ void write_run_attrs(H5File& file, const StoredRun& run) {
   nlohmann::json knob_names = nlohmann::json::array();
   static const std::set<std::string> kRunAttributes = {"status",  "config_json", "sweep_point_json", "method",
                                                        "knobs_json", "seed", "started", "finished",
-                                                       "error", "memory_fraction"};
+                                                       "error", "memory_fraction", "provenance_json"};
   for (const auto& [name, value] : run.info.knobs) {
     if (kRunAttributes.count(name))
       throw Error(fmt::format("method '{}' reports a knob named '{}', which is a run attribute of the results "
@@ -264,6 +266,7 @@ void write_run_attrs(H5File& file, const StoredRun& run) {
   if (!run.finished.empty()) file.set_attr(group, "finished", run.finished);
   if (!run.error.empty()) file.set_attr(group, "error", run.error);
   if (run.memory_fraction) file.set_attr(group, "memory_fraction", *run.memory_fraction);
+  if (!run.provenance.is_null()) file.set_attr(group, "provenance_json", dump_json(run.provenance));
 }
 
 // Writes results in a fixed order (metrics, curves, tensors), checking each name and shape as it
@@ -329,10 +332,14 @@ void write_summary(H5File& file, const std::vector<StoredRun>& runs) {
   file.set_attr(kSummaryDataset, "columns_json", dump_json(described));
 }
 
-void write_header(H5File& file, const nlohmann::json& config, const Provenance& p) {
+void write_header(H5File& file, const nlohmann::json& config, const Provenance& p,
+                  const std::optional<ShardSpec>& shard) {
   file.set_attr("/", "schema_version", kResultsSchemaVersion);
   write_provenance_attrs(file, p);
   file.set_attr("/", "config_json", dump_json(config));
+  if (shard)
+    file.set_attr("/", "shard_json", dump_json({{"index", shard->index}, {"count", shard->count},
+                                               {"runs", shard->run_ids}, {"sweep_runs", shard->sweep_runs}}));
   file.create_groups(kRunsGroup);
 }
 
@@ -457,7 +464,7 @@ std::vector<SummaryColumn> summarize_runs(const std::vector<StoredRun>& runs) {
 // ---------------------------------------------------------------- ResultsStore
 
 ResultsStore ResultsStore::open_or_create(const std::string& path, const nlohmann::json& config_as_given,
-                                          const Provenance& provenance) {
+                                          const Provenance& provenance, const std::optional<ShardSpec>& shard) {
   const std::string dir = directory_of(path);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -487,13 +494,18 @@ ResultsStore ResultsStore::open_or_create(const std::string& path, const nlohman
                                 "output.path for '{}' or delete the file",
                                 path, stored_name, given_name, given_name));
     }
+    const std::optional<ShardSpec> stored_shard = store.header().shard;
+    if (stored_shard != shard)
+      throw IoError(fmt::format("results file '{}' is {}, but this run writes {}; give each shard its own file "
+                                "(--output)", path, stored_shard ? "shard " + stored_shard->label() : "not a shard file",
+                                shard ? "shard " + shard->label() : "the whole sweep"));
     return store;
   }
 
   const std::string tmp = path + kTempInfix + std::to_string(::getpid());
   try {
     H5File file = H5File::create(tmp);
-    write_header(file, config_as_given, provenance);
+    write_header(file, config_as_given, provenance, shard);
     write_summary(file, {});
     file.close();
     fsync_file(tmp);
@@ -605,6 +617,12 @@ ResultsHeader ResultsStore::header() const {
   h.provenance.device = file.attr_string("/", "device").value_or("");
   h.provenance.torch_version = file.attr_string("/", "torch_version").value_or("");
   h.config = parse_json_attr(file, "", "config_json", nlohmann::json::object());
+  const nlohmann::json shard = parse_json_attr(file, "", "shard_json", nlohmann::json());
+  if (shard.is_object()) {
+    h.shard = ShardSpec{shard.value("index", int64_t{0}), shard.value("count", int64_t{1})};
+    h.shard->run_ids = shard.value("runs", std::vector<std::string>{});
+    h.shard->sweep_runs = shard.value("sweep_runs", int64_t{0});
+  }
   return h;
 }
 
@@ -661,18 +679,24 @@ void ResultsStore::complete(const std::string& run_id, const RunResult& result) 
   });
 }
 
-void ResultsStore::fail(const std::string& run_id, const std::string& error) {
+void ResultsStore::fail(const std::string& run_id, const std::string& error) { end_run(run_id, "failed", error); }
+
+void ResultsStore::interrupt(const std::string& run_id, const std::string& reason) {
+  end_run(run_id, "interrupted", reason);
+}
+
+void ResultsStore::end_run(const std::string& run_id, const std::string& status, const std::string& error) {
   check_name(path_, "run id", run_id);
   mutate([&](H5File& file) {
     const std::string group = run_group(run_id);
     if (!file.is_group(group)) {
       StoredRun run;
       run.info.run_id = run_id;
-      run.status = "failed";
+      run.status = status;
       run.started = utc_now_iso8601();
       write_run(file, path_, run);
     }
-    file.set_attr(group, "status", "failed");
+    file.set_attr(group, "status", status);
     file.set_attr(group, "error", error.empty() ? std::string("unknown error") : error);
     file.set_attr(group, "finished", utc_now_iso8601());
     return std::vector<std::string>{run_id};
@@ -745,6 +769,52 @@ WorkerResult read_worker_result(const std::string& path) {
   }
   out.result = read_result(file, "", /*include_arrays=*/true);
   return out;
+}
+
+// ---------------------------------------------------------------- shards and the writer lock
+
+std::string ShardSpec::label() const { return fmt::format("{}/{}", index, count); }
+
+ShardSpec ShardSpec::parse(const std::string& text, const std::string& what) {
+  const auto slash = text.find('/');
+  ShardSpec spec;
+  bool ok = slash != std::string::npos && slash > 0 && slash + 1 < text.size() &&
+            text.find_first_not_of("0123456789/") == std::string::npos && text.find('/', slash + 1) == std::string::npos;
+  if (ok) {
+    try {
+      spec.index = std::stoll(text.substr(0, slash));
+      spec.count = std::stoll(text.substr(slash + 1));
+    } catch (const std::exception&) {
+      ok = false;
+    }
+  }
+  if (!ok || spec.count < 1 || spec.index >= spec.count)
+    throw ConfigError(fmt::format("{} is '{}'; give I/N with 0 <= I < N (shard I of N, counted from 0), e.g. 0/4",
+                                  what, text));
+  return spec;
+}
+
+WriterLock::WriterLock(const std::string& results_path) {
+  const std::string lock_path = results_path + ".lock";
+  fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw IoError(fmt::format("cannot create the lock file '{}' of results file '{}' ({}); write the results to a "
+                              "writable folder", lock_path, results_path, std::strerror(errno)));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {0};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw IoError(fmt::format("results file '{}' is being written by another smyrf process (pid {}, lock '{}'); wait "
+                              "for it to finish, or write to another file (--output)", results_path,
+                              n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string("unknown"), lock_path));
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+}
+
+WriterLock::~WriterLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace smyrf

@@ -1,14 +1,20 @@
 // ResultsStore: the HDF5 results file of one experiment (schema: results/README.md).
 //
 //   /                      attrs: schema_version, harness_version, git_sha, git_dirty, created_utc,
-//                                 host, device, torch_version, config_json (config as given)
+//                                 host, device, torch_version, config_json (config as given),
+//                                 [shard_json {"index", "count", "runs", "sweep_runs"}: a shard file
+//                                 of `smyrf run --shard`]
 //   /runs/<run_id>/        attrs: status, config_json (resolved), sweep_point_json, method,
 //                                 knobs_json and one integer attribute per knob it names, seed,
-//                                 started, [finished, error, memory_fraction]
+//                                 started, [finished, error, memory_fraction, provenance_json (the
+//                                 shard file's provenance, for runs merged from one)]
 //   /runs/<run_id>/metrics/<name>   float64 scalar, attrs unit, higher_is_better
 //   /runs/<run_id>/curves/<name>    1-D float64
 //   /runs/<run_id>/tensors/<name>   N-D float64 (float32 when NamedArray::store_float32)
 //   /summary               compound table, one row per run, rebuilt on every change
+//
+// Writers: one process per file, enforced by WriterLock (an flock on `<path>.lock`, released when
+// the process dies); readers (report, status) need no lock.
 //
 // Crash safety: a sweep may be killed (SIGKILL, node preemption) at any instant, and an HDF5 1.10
 // file that is open for writing when its process dies can be left unreadable. So the file is
@@ -20,9 +26,10 @@
 // `.tmp-<pid>` siblings of dead processes are deleted on open. One writing process per file:
 // parallel workers write separate shard files (merged with import_runs()).
 //
-// Run lifecycle: mark_running() -> complete() | fail(). Resuming a sweep skips runs whose
-// status is "complete"; a run left "running" by a killed process is redone (mark_running
-// clears what it had written). Tested by tests/light/test_results_store.cpp.
+// Run lifecycle: mark_running() -> complete() | fail() | interrupt(). Resuming a sweep skips runs
+// whose status is "complete"; a run left "running" by a killed process, a "failed" one and an
+// "interrupted" one (stopped by a signal, e.g. before a Slurm time limit, after a checkpoint) are
+// redone (mark_running clears what it had written). Tested by tests/light/test_results_store.cpp.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -83,12 +90,29 @@ std::optional<int64_t> knob_value(const RunInfo& info, const std::string& name);
 // Everything stored about one run, as read back.
 struct StoredRun {
   RunInfo info;
-  std::string status;    // "complete" | "failed" | "running"
+  std::string status;    // "complete" | "failed" | "running" | "interrupted"
   std::string error;     // set when failed
   std::string started;   // ISO-8601 UTC
   std::string finished;  // "" while running
   std::optional<double> memory_fraction;
+  nlohmann::json provenance;  // the shard file's provenance for runs merged from one; else null
   RunResult result;  // curves and tensors are only filled when read with include_arrays
+};
+
+// One of `count` disjoint parts of a sweep: the runs whose position in the expanded sweep is
+// index modulo count (index 0-based). Written as "I/N".
+struct ShardSpec {
+  int64_t index = 0, count = 1;
+  // Recorded in a shard file (not compared): the shard's run ids and the sweep's run count, so that
+  // `smyrf merge` and `smyrf status` know what a shard should hold without the config.
+  std::vector<std::string> run_ids;
+  int64_t sweep_runs = 0;
+  bool operator==(const ShardSpec& o) const { return index == o.index && count == o.count; }
+  bool operator!=(const ShardSpec& o) const { return !(*this == o); }
+  std::string label() const;  // "I/N"
+  // Parses "I/N" with 0 <= I < N; ConfigError naming `what` (e.g. "--shard") otherwise.
+  static ShardSpec parse(const std::string& text, const std::string& what);
+  bool holds(size_t run_position) const { return static_cast<int64_t>(run_position % count) == index; }
 };
 
 // Root attributes of a results file.
@@ -96,6 +120,7 @@ struct ResultsHeader {
   int64_t schema_version = 0;
   Provenance provenance;
   nlohmann::json config;  // the config as given (before sweep expansion)
+  std::optional<ShardSpec> shard;  // set in shard files
 };
 
 // A top-level key of the experiment's config ("name", "pipeline"): from the config as given, else
@@ -123,8 +148,9 @@ class ResultsStore {
   // temporary copies. Throws IoError when the location is not writable, the file is not a
   // readable HDF5 file, its schema_version differs, or it holds another experiment (config
   // "name" differs; the message names both).
+  // With `shard`, the file is (or must already be) that shard's file.
   static ResultsStore open_or_create(const std::string& path, const nlohmann::json& config_as_given,
-                                     const Provenance& provenance);
+                                     const Provenance& provenance, const std::optional<ShardSpec>& shard = std::nullopt);
   // Opens a file that must already exist (report, merge); IoError when missing or not a
   // results file.
   static ResultsStore open_existing(const std::string& path);
@@ -143,6 +169,9 @@ class ResultsStore {
   void complete(const std::string& run_id, const RunResult& result);
   // status=failed, error, finished=now; rebuilds /summary. Creates the run group when missing.
   void fail(const std::string& run_id, const std::string& error);
+  // As fail(), with status=interrupted: the run stopped on a signal and is redone (from its
+  // checkpoint, where its pipeline makes them) by the next `smyrf run`.
+  void interrupt(const std::string& run_id, const std::string& reason);
   // All runs, sorted by id. include_arrays=false skips curves and tensors (faster for reports).
   std::vector<StoredRun> read_runs(bool include_arrays = true) const;
   // Writes runs verbatim (status and timestamps included), replacing runs with the same id, in
@@ -158,6 +187,7 @@ class ResultsStore {
   static FileStamp stamp_of(const std::string& path);
 
   explicit ResultsStore(std::string path) : path_(std::move(path)) {}
+  void end_run(const std::string& run_id, const std::string& status, const std::string& error);
   // Applies `edit` to a private copy of the file, rebuilds /summary, and renames the copy into
   // place (see the header comment). `edit` returns the ids of the runs it changed.
   void mutate(const std::function<std::vector<std::string>(H5File&)>& edit);
@@ -169,6 +199,19 @@ class ResultsStore {
   FileStamp stamp_;
   bool cache_valid_ = false;
   uint64_t packed_size_ = 0;  // file size after the last repack
+};
+
+// The one writer of a results file: holds an exclusive flock on `<path>.lock` (with the holder's
+// pid written in it) until destroyed. A second writer gets an IoError naming the file and the pid.
+class WriterLock {
+ public:
+  explicit WriterLock(const std::string& results_path);
+  ~WriterLock();
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 // How a worker process hands its run to the runner: a small HDF5 file holding one RunResult in a

@@ -1,5 +1,5 @@
-// See runner.h. Process isolation: fork + exec of the worker with its stdout/stderr in a log file;
-// the worker dies with the runner (PR_SET_PDEATHSIG) so a killed sweep leaves no stray processes.
+// See runner.h. Process isolation: fork + exec of each worker with its stdout/stderr in a log file;
+// a worker dies with the runner (PR_SET_PDEATHSIG) so a killed sweep leaves no stray processes.
 #include "experiments/runner/runner.h"
 
 #include <c10/util/Exception.h>
@@ -24,6 +24,8 @@
 #include "core/util/progress.h"
 #include "core/util/provenance.h"
 #include "core/util/tensor_threads.h"
+#include "core/util/strings.h"
+#include "experiments/runner/interrupt.h"
 #include "experiments/runner/pipeline.h"
 #include "experiments/runner/results_store.h"
 
@@ -85,26 +87,46 @@ RunInfo run_info_of(const RunSpec& run) {
 }
 
 struct WorkerOutcome {
-  bool ok = false;
+  enum class End { kComplete, kFailed, kInterrupted } end = End::kFailed;
   std::string error;
   RunResult result;
 };
 
-// Called while the worker runs with what it last reported through RunContext::progress.
-using WorkerProgress = std::function<void(const nlohmann::json& progress)>;
+// One worker process of the sweep and where it reports.
+struct ActiveWorker {
+  pid_t pid = -1;
+  const RunSpec* run = nullptr;
+  std::string scratch;  // its own folder: result.h5, worker.log, progress.json
+  size_t slot = 0;      // which --jobs slot (and GPU) it holds
+  fs::file_time_type progress_seen{};
+  std::string progress_text;  // what it last reported, for the bar
+};
 
-WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_path, const std::string& run_id,
-                           const std::string& output_path, const std::string& scratch_dir,
-                           const WorkerProgress& on_progress) {
-  const std::string result_path = scratch_dir + "/result.h5", log_path = scratch_dir + "/worker.log";
-  const std::string progress_path = scratch_dir + "/progress.json";
+// What every worker of a sweep is started with.
+struct WorkerLaunch {
+  std::string exe, config_path, output_path;
+  int default_threads = 0;            // when the config leaves `threads` at 0; 0 = every core
+  std::vector<std::string> gpus;      // CUDA_VISIBLE_DEVICES per slot (empty: inherited)
+  std::string logs_dir;               // each run's worker log is kept there as <run_id>.log
+};
+
+ActiveWorker start_worker(const WorkerLaunch& launch, const RunSpec& run, const std::string& scratch, size_t slot) {
+  fs::create_directories(scratch);
+  ActiveWorker w;
+  w.run = &run;
+  w.scratch = scratch;
+  w.slot = slot;
+  const std::string result_path = scratch + "/result.h5", log_path = scratch + "/worker.log";
+  const std::string progress_path = scratch + "/progress.json";
   fs::remove(result_path);
   fs::remove(progress_path);
-  std::vector<std::string> args = {exe,         "worker",     config_path, "--run-id",   run_id, "--result",
-                                   result_path, "--output",   output_path, "--progress", progress_path};
+  std::vector<std::string> args = {launch.exe,  "worker",   launch.config_path, "--run-id",   run.run_id,
+                                   "--result",  result_path, "--output",        launch.output_path,
+                                   "--progress", progress_path, "--threads", std::to_string(launch.default_threads)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  const std::string gpu = launch.gpus.empty() ? std::string() : launch.gpus[slot % launch.gpus.size()];
   const pid_t parent = getpid();
   const pid_t pid = fork();
   SMYRF_CHECK(pid >= 0, "could not start a worker process: {}", std::strerror(errno));
@@ -117,26 +139,34 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
       dup2(fd, 2);
       close(fd);
     }
-    execv(exe.c_str(), argv.data());
+    if (!gpu.empty()) setenv("CUDA_VISIBLE_DEVICES", gpu.c_str(), 1);
+    execv(launch.exe.c_str(), argv.data());
     const char message[] = "smyrf runner: could not execute the worker binary\n";
     (void)!write(2, message, sizeof message - 1);  // async-signal-safe, unlike anything formatted
     _exit(127);
   }
-  int status = 0;
-  fs::file_time_type seen{};
-  for (;;) {
-    const pid_t waited = waitpid(pid, &status, WNOHANG);
-    if (waited == pid) break;
-    SMYRF_CHECK(waited == 0 || errno == EINTR, "waiting for the worker failed: {}", std::strerror(errno));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    std::error_code ec;
-    const auto stamp = fs::last_write_time(progress_path, ec);
-    if (ec || stamp == seen || !on_progress) continue;
-    seen = stamp;
-    std::ifstream in(progress_path);
-    const nlohmann::json progress = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (progress.is_object()) on_progress(progress);
-  }
+  w.pid = pid;
+  return w;
+}
+
+// Reads what the worker last reported (nothing when its progress file has not changed).
+void read_progress(ActiveWorker& w) {
+  const std::string path = w.scratch + "/progress.json";
+  std::error_code ec;
+  const auto stamp = fs::last_write_time(path, ec);
+  if (ec || stamp == w.progress_seen) return;
+  w.progress_seen = stamp;
+  std::ifstream in(path);
+  const nlohmann::json p = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!p.is_object()) return;
+  const double done = p.value("done", 0.0), total = p.value("total", 0.0), rate = p.value("rate", 0.0);
+  w.progress_text = fmt::format("{}: {} {:.0f}/{:.0f}, {:.2f}/s, ETA {}", w.run->run_id, p.value("note", std::string()),
+                                done, total, rate, rate > 0 ? format_duration((total - done) / rate) : "?");
+}
+
+// The outcome of a worker that has exited with `status`.
+WorkerOutcome outcome_of(const ActiveWorker& w, int status) {
+  const std::string result_path = w.scratch + "/result.h5", log_path = w.scratch + "/worker.log";
   WorkerOutcome outcome;
   WorkerResult result;
   if (fs::exists(result_path)) {
@@ -146,9 +176,16 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
       // a worker killed while writing leaves half a file: reported below from its exit status
     }
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result.result) {
-    outcome.ok = true;
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 0 && result.result) {
+    outcome.end = WorkerOutcome::End::kComplete;
     outcome.result = std::move(*result.result);
+    return outcome;
+  }
+  const bool signalled_stop = WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGUSR1);
+  if (code == kInterruptedExitCode || (signalled_stop && interrupt_requested())) {
+    outcome.end = WorkerOutcome::End::kInterrupted;
+    outcome.error = result.error.empty() ? fmt::format("stopped on signal {}", interrupt_signal()) : result.error;
     return outcome;
   }
   if (!result.error.empty()) {
@@ -157,8 +194,7 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
     outcome.error = fmt::format("worker killed by signal {} ({}){}", WTERMSIG(status), strsignal(WTERMSIG(status)),
                                 WTERMSIG(status) == SIGKILL ? "; out of memory? lower the sizes" : "");
   } else {
-    outcome.error = fmt::format("worker exited with code {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                                tail_of_file(log_path, 600));
+    outcome.error = fmt::format("worker exited with code {}: {}", code, tail_of_file(log_path, 600));
   }
   return outcome;
 }
@@ -167,7 +203,8 @@ WorkerOutcome spawn_worker(const std::string& exe, const std::string& config_pat
 
 std::string torch_version_string() { return TORCH_VERSION; }
 
-ExperimentPlan plan_experiment(const std::string& config_path, const std::optional<std::string>& output_override) {
+ExperimentPlan plan_experiment(const std::string& config_path, const std::optional<std::string>& output_override,
+                               const std::optional<ShardSpec>& shard) {
   ExperimentPlan plan;
   plan.experiment = load_experiment_config(config_path);
   const auto& runs = plan.experiment.runs;
@@ -185,73 +222,170 @@ ExperimentPlan plan_experiment(const std::string& config_path, const std::option
     pipeline.plan(run.config, {config_path, run.run_id});  // checks; the worker plans its run again
   }
   plan.output_path = output_override ? *output_override : runs.front().config.at("output").at("path").get<std::string>();
+  if (shard) {
+    if (shard->count > static_cast<int64_t>(runs.size()))
+      throw ConfigError(fmt::format("--shard {}: config '{}' has {} runs, so at most {} shards", shard->label(),
+                                    config_path, runs.size(), runs.size()));
+    if (!output_override) plan.output_path = shard_file_name(plan.output_path, *shard);
+  }
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (!shard || shard->holds(i)) plan.selected.push_back(i);
   return plan;
 }
 
+std::string shard_file_name(const std::string& results_path, const ShardSpec& shard) {
+  fs::path p(results_path);
+  if (p.extension() == ".h5") p.replace_extension();
+  return fmt::format("{}.shard-{}-of-{}.h5", p.string(), shard.index, shard.count);
+}
+
+namespace {
+
+// The selected runs that are not complete yet; a complete run must have been made by the same config.
+std::vector<const RunSpec*> pending_runs(const ExperimentPlan& plan, const ResultsStore& store, RunnerSummary& summary) {
+  std::vector<const RunSpec*> todo;
+  for (size_t i : plan.selected) {
+    const RunSpec& run = plan.experiment.runs[i];
+    if (store.status(run.run_id) != std::optional<std::string>("complete")) {
+      todo.push_back(&run);
+      continue;
+    }
+    const auto stored = store.resolved_config(run.run_id);
+    if (!stored || identity_of(*stored) != identity_of(run.config))
+      throw ConfigError(fmt::format(
+          "'{}' already holds a complete run '{}' made with a different config; write to a new file (--output) or "
+          "delete the old one", plan.output_path, run.run_id));
+    ++summary.skipped;
+  }
+  return todo;
+}
+
+void record_outcome(ResultsStore& store, RunnerSummary& summary, const RunSpec& run, const WorkerOutcome& outcome,
+                    const std::string& log_path) {
+  switch (outcome.end) {
+    case WorkerOutcome::End::kComplete:
+      store.complete(run.run_id, outcome.result);
+      ++summary.completed;
+      return;
+    case WorkerOutcome::End::kInterrupted:
+      store.interrupt(run.run_id, outcome.error);
+      ++summary.interrupted;
+      return;
+    case WorkerOutcome::End::kFailed:
+      store.fail(run.run_id, fmt::format("{} (log: {})", outcome.error, log_path));
+      ++summary.failed;
+      summary.failures.push_back(run.run_id + ": " + outcome.error);
+      return;
+  }
+}
+
+// Runs `todo` with up to `jobs` workers at once; only this process writes the results file.
+void execute_runs(const std::vector<const RunSpec*>& todo, const WorkerLaunch& launch, size_t jobs,
+                  const std::string& scratch, ResultsStore& store, RunnerSummary& summary, ProgressBar* bar) {
+  std::vector<ActiveWorker> active;
+  std::vector<bool> slot_busy(jobs, false);
+  size_t next = 0;
+  int64_t done = summary.skipped;
+  bool forwarded = false;
+  auto last_shown = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (next < todo.size() || !active.empty()) {
+    while (!interrupt_requested() && next < todo.size() && active.size() < jobs) {
+      const size_t slot = static_cast<size_t>(std::find(slot_busy.begin(), slot_busy.end(), false) - slot_busy.begin());
+      slot_busy[slot] = true;
+      const RunSpec& run = *todo[next++];
+      store.mark_running(run_info_of(run));
+      active.push_back(start_worker(launch, run, scratch + "/slot-" + std::to_string(slot), slot));
+    }
+    if (interrupt_requested() && !forwarded) {
+      for (const ActiveWorker& w : active) kill(w.pid, interrupt_signal());
+      forwarded = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (auto it = active.begin(); it != active.end();) {
+      int status = 0;
+      const pid_t waited = waitpid(it->pid, &status, WNOHANG);
+      SMYRF_CHECK(waited >= 0 || errno == EINTR, "waiting for a worker failed: {}", std::strerror(errno));
+      if (waited != it->pid) {
+        read_progress(*it);
+        ++it;
+        continue;
+      }
+      const WorkerOutcome outcome = outcome_of(*it, status);
+      std::error_code copied;  // a worker that could not even open its log leaves none to keep
+      fs::copy_file(it->scratch + "/worker.log", launch.logs_dir + "/" + it->run->run_id + ".log",
+                    fs::copy_options::overwrite_existing, copied);
+      record_outcome(store, summary, *it->run, outcome, launch.logs_dir + "/" + it->run->run_id + ".log");
+      ++done;
+      if (bar) bar->update(done, it->run->run_id + (outcome.end == WorkerOutcome::End::kComplete ? "" : " " + outcome.error.substr(0, 60)));
+      slot_busy[it->slot] = false;
+      it = active.erase(it);
+    }
+    // The active runs' own progress (e.g. training steps), throttled so that logs (no terminal) get a
+    // line every 30 s rather than one per step.
+    const auto now = std::chrono::steady_clock::now();
+    if (bar && !active.empty() && now - last_shown >= std::chrono::seconds(bar->interactive() ? 1 : 30)) {
+      last_shown = now;
+      std::vector<std::string> parts;
+      for (const ActiveWorker& w : active) parts.push_back(w.progress_text.empty() ? w.run->run_id : w.progress_text);
+      bar->update(done, join(parts, " | "));
+    }
+  }
+}
+
+}  // namespace
+
 RunnerSummary run_experiment(const RunnerOptions& options) {
-  const ExperimentPlan plan = plan_experiment(options.config_path, options.output_override);
+  const ExperimentPlan plan = plan_experiment(options.config_path, options.output_override, options.shard);
+  if (options.jobs < 1) throw ConfigError(fmt::format("--jobs is {}; it must be >= 1", options.jobs));
+  if (!options.gpus.empty() && options.jobs > static_cast<int64_t>(options.gpus.size()))
+    throw ConfigError(fmt::format("--jobs {} with --gpus naming {} devices: one worker per GPU, so give at most {} jobs",
+                                  options.jobs, options.gpus.size(), options.gpus.size()));
   RunnerSummary summary;
   summary.output_path = plan.output_path;
-  summary.total = static_cast<int64_t>(plan.experiment.runs.size());
+  summary.total = static_cast<int64_t>(plan.selected.size());
   const fs::path out_dir = fs::absolute(plan.output_path).parent_path();
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec)
     throw IoError(fmt::format("cannot create the output directory '{}' ({}); set output.path to a writable location "
                               "or pass --output", out_dir.string(), ec.message()));
+  const WriterLock lock(plan.output_path);
   const std::string device = plan.experiment.runs.front().config.value("device", std::string("cpu"));
-  ResultsStore store = ResultsStore::open_or_create(plan.output_path, plan.experiment.as_given,
-                                                    collect_provenance(device, torch_version_string()));
-  const std::string scratch = fs::temp_directory_path().string() + fmt::format("/smyrf-run-{}", getpid());
-  fs::create_directories(scratch);
-
-  ProgressBar bar(plan.experiment.runs.front().config.value("name", std::string("sweep")), summary.total);
-  int64_t done = 0;
-  for (const RunSpec& run : plan.experiment.runs) {
-    const auto status = store.status(run.run_id);
-    if (status == std::optional<std::string>("complete")) {
-      const auto stored = store.resolved_config(run.run_id);
-      if (!stored || identity_of(*stored) != identity_of(run.config))
-        throw ConfigError(fmt::format(
-            "'{}' already holds a complete run '{}' made with a different config; write to a new file (--output) or "
-            "delete the old one", plan.output_path, run.run_id));
-      ++summary.skipped;
-      ++done;
-      if (options.progress) bar.update(done, run.run_id + " (done earlier)");
-      continue;
-    }
-    store.mark_running(run_info_of(run));
-    // The run's own progress (e.g. training steps) rides on the sweep's bar, throttled so that logs
-    // (no terminal) get a line every 30 s rather than one per step.
-    auto last_shown = std::chrono::steady_clock::now() - std::chrono::hours(1);
-    const auto show_progress = [&](const nlohmann::json& p) {
-      const auto now = std::chrono::steady_clock::now();
-      if (!options.progress || now - last_shown < std::chrono::seconds(bar.interactive() ? 1 : 30)) return;
-      last_shown = now;
-      const double done_steps = p.value("done", 0.0), total_steps = p.value("total", 0.0), rate = p.value("rate", 0.0);
-      bar.update(done, fmt::format("{}: {} {:.0f}/{:.0f}, {:.2f}/s, ETA {}", run.run_id, p.value("note", std::string()),
-                                   done_steps, total_steps, rate,
-                                   rate > 0 ? format_duration((total_steps - done_steps) / rate) : "?"));
-    };
-    const WorkerOutcome outcome =
-        spawn_worker(options.worker_executable, options.config_path, run.run_id, plan.output_path, scratch, show_progress);
-    if (outcome.ok) {
-      store.complete(run.run_id, outcome.result);
-      ++summary.completed;
-    } else {
-      store.fail(run.run_id, outcome.error);
-      ++summary.failed;
-      summary.failures.push_back(run.run_id + ": " + outcome.error);
-    }
-    ++done;
-    if (options.progress) bar.update(done, run.run_id + (outcome.ok ? "" : " FAILED"));
+  std::optional<ShardSpec> shard = options.shard;
+  if (shard) {
+    shard->sweep_runs = static_cast<int64_t>(plan.experiment.runs.size());
+    for (size_t i : plan.selected) shard->run_ids.push_back(plan.experiment.runs[i].run_id);
   }
+  ResultsStore store = ResultsStore::open_or_create(plan.output_path, plan.experiment.as_given,
+                                                    collect_provenance(device, torch_version_string()), shard);
+  install_interrupt_handlers();
+  const std::vector<const RunSpec*> todo = pending_runs(plan, store, summary);
+
+  WorkerLaunch launch;
+  launch.exe = options.worker_executable;
+  launch.config_path = options.config_path;
+  launch.output_path = plan.output_path;
+  launch.logs_dir = logs_folder(plan.output_path);
+  fs::create_directories(launch.logs_dir);
+  launch.gpus = options.gpus;
+  launch.default_threads = options.jobs > 1 ? std::max(1, available_cores() / static_cast<int>(options.jobs)) : 0;
+  const std::string scratch = fs::temp_directory_path().string() + fmt::format("/smyrf-run-{}", getpid());
+  ProgressBar bar(plan.experiment.runs.front().config.value("name", std::string("sweep")), summary.total);
+  if (options.progress && summary.skipped > 0) bar.update(summary.skipped, fmt::format("{} done earlier", summary.skipped));
+  execute_runs(todo, launch, static_cast<size_t>(options.jobs), scratch, store, summary,
+               options.progress ? &bar : nullptr);
   fs::remove_all(scratch, ec);
   return summary;
 }
 
+std::string logs_folder(const std::string& results_path) {
+  fs::path p(results_path);
+  if (p.extension() == ".h5") p.replace_extension();
+  return p.string() + ".logs";
+}
+
 int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path,
-               const std::string& output_path, const std::string& progress_path) {
+               const std::string& output_path, const std::string& progress_path, int default_threads) {
   std::string error;
   try {
     const ExperimentConfig experiment = load_experiment_config(config_path);
@@ -279,15 +413,26 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
         fs::rename(tmp, progress_path, ec);  // the runner never sees half a file
       };
     // threads first, before planning touches LibTorch, as the pipelines did when they set them
-    set_torch_threads(run->config.value("threads", 0));  // 0: every core
+    const int threads = run->config.value("threads", 0);
+    set_torch_threads(threads > 0 ? threads : default_threads);  // 0: every core
+    if (pipeline.checkpoints()) install_interrupt_handlers();
     const std::unique_ptr<const RunPlan> plan = pipeline.plan(run->config, context);
     RunResult result = pipeline.run(*plan, context);
     // this process's own high-water mark (a parent-side rusage would include the runner's pages
     // inherited at fork)
     result.metrics["process_peak_rss_bytes"] = {static_cast<double>(read_process_memory().peak_rss_bytes), "bytes",
                                                 false};
+    // which GPU(s) a --gpus slot or a Slurm task gave this run
+    if (const char* gpus = std::getenv("CUDA_VISIBLE_DEVICES")) result.notes["cuda_visible_devices"] = gpus;
     write_worker_result(result_path, result);
     return 0;
+  } catch (const Interrupted& e) {
+    error = e.what();
+    try {
+      write_worker_error(result_path, error);
+    } catch (const std::exception&) {
+    }
+    return kInterruptedExitCode;
   } catch (const c10::Error& e) {
     error = e.what_without_backtrace();
   } catch (const std::bad_alloc&) {

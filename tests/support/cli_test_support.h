@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -116,12 +118,13 @@ inline std::filesystem::path run_checkpoints(const std::string& h5, const std::s
   return std::filesystem::path(p.string() + ".checkpoints") / run_id;
 }
 
-// Starts `smyrf run CONFIG --output OUT` in the background and SIGKILLs it once the checkpoint of
-// run `run_id` records at least `min_step` steps (or after 300 s); returns the step it recorded.
-inline int64_t kill_run_after_checkpoint(const std::string& config, const std::string& out, const std::string& run_id,
-                                         int64_t min_step) {
+// Starts `smyrf run CONFIG --output OUT` in the background and sends it `signal` once the checkpoint
+// of run `run_id` records at least `min_step` steps (or after 300 s); returns the step it recorded
+// and the run's exit code (-1 when a signal ended it).
+inline std::pair<int64_t, int> signal_run_after_checkpoint(const std::string& config, const std::string& out,
+                                                           const std::string& run_id, int64_t min_step, int signal) {
   const pid_t pid = start_run_in_background(config, out);
-  if (pid < 0) return -1;
+  if (pid < 0) return {-1, -1};
   const std::filesystem::path state = run_checkpoints(out, run_id) / "ckpt" / "state.json";
   int64_t step = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
@@ -131,10 +134,47 @@ inline int64_t kill_run_after_checkpoint(const std::string& config, const std::s
     const auto saved = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (saved.is_object()) step = saved.at("state").at("step");
   }
-  kill(pid, SIGKILL);
+  kill(pid, signal);
   int status = 0;
   waitpid(pid, &status, 0);
-  return step;
+  return {step, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+// As above with SIGKILL (a killed sweep); returns the step.
+inline int64_t kill_run_after_checkpoint(const std::string& config, const std::string& out, const std::string& run_id,
+                                         int64_t min_step) {
+  return signal_run_after_checkpoint(config, out, run_id, min_step, SIGKILL).first;
+}
+
+// A config file in `dir` that extends configs/smoke/<smoke>.json with `extra` merged in.
+inline std::string smoke_config(const std::filesystem::path& dir, const std::string& smoke,
+                                const nlohmann::json& extra = nlohmann::json::object()) {
+  nlohmann::json config = {{"version", 1}, {"extends", repo_path("configs/smoke/" + smoke + ".json")}};
+  merge_into(config, extra);
+  return write_file(dir / (smoke + ".json"), config.dump());
+}
+
+// Two results files hold the same runs with the same statuses, configs and numbers, except what
+// differs between any two runs of the same config: times, rates, memory, thread counts, the step a
+// run resumed from, and the step-time curve.
+inline void expect_same_results(const std::string& a_path, const std::string& b_path) {
+  static const std::regex kMeasured("(.*_time_s|.*_per_s|.*rss.*|wall_time_s|threads|resumed_from_step)");
+  const auto a = stored_runs(a_path), b = stored_runs(b_path);
+  ASSERT_EQ(a.size(), b.size()) << a_path << " vs " << b_path;
+  for (const auto& [id, run] : a) {
+    ASSERT_TRUE(b.count(id)) << id << " is missing from " << b_path;
+    const StoredRun& other = b.at(id);
+    EXPECT_EQ(run.status, other.status) << id;
+    EXPECT_EQ(run.info.resolved_config, other.info.resolved_config) << id;
+    for (const auto& [name, metric] : run.result.metrics)
+      if (!std::regex_match(name, kMeasured)) {
+        ASSERT_TRUE(other.result.metrics.count(name)) << id << " " << name;
+        EXPECT_EQ(metric.value, other.result.metrics.at(name).value) << id << " " << name;
+      }
+    for (const auto& [name, curve] : run.result.curves)
+      if (name != "step_time_s") EXPECT_EQ(curve, other.result.curves.at(name)) << id << " " << name;
+    for (const auto& [name, tensor] : run.result.tensors) EXPECT_EQ(tensor.data, other.result.tensors.at(name).data) << id;
+  }
 }
 
 }  // namespace smyrf::test
