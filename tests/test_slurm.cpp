@@ -12,7 +12,6 @@
 #include <signal.h>
 
 #include <filesystem>
-#include <regex>
 
 #include "experiments/runner/results_store.h"
 #include "support/cli_test_support.h"
@@ -89,8 +88,14 @@ TEST(SlurmDryRun, ScriptsMatchTheGoldenFile) {
                                      "--setup 'source /opt/venv/bin/activate' --output {}/res.h5",
                                      config, dir.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::string got = std::regex_replace(r.output, std::regex(dir.string()), "@DIR@");
-  got = std::regex_replace(got, std::regex(SMYRF_CLI_PATH), "@SMYRF@");
+  // The scripts name the binary by its resolved path (/proc/self/exe) and the files under `dir`.
+  const auto replace_all = [](std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+      text.replace(at, from.size(), to);
+    return text;
+  };
+  std::string got = replace_all(r.output, fs::canonical(SMYRF_CLI_PATH).string(), "@SMYRF@");
+  got = replace_all(replace_all(got, SMYRF_CLI_PATH, "@SMYRF@"), dir.string(), "@DIR@");
   std::ifstream in(repo_path("tests/data/slurm/dry_run.golden"));
   const std::string golden((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(got, golden);
