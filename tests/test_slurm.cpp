@@ -116,7 +116,7 @@ TEST_F(Slurm, AnArrayMergesToTheResultOfSmyrfRun) {
   const auto submitted = run_cli(fmt::format("submit {} --slurm --runs-per-task 3 --output {}/res.h5", config, dir.string()));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
   EXPECT_NE(submitted.output.find("submitted 3 of 3 shards (9 runs in all)"), std::string::npos) << submitted.output;
-  ASSERT_TRUE(wait_until_idle(300)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
   expect_same_results((dir / "local.h5").string(), (dir / "res.h5").string());
   EXPECT_TRUE(fs::is_regular_file(dir / "res.slurm" / "report.txt"));
   const auto status = run_cli("status " + (dir / "res.slurm").string());
@@ -160,7 +160,7 @@ TEST_F(Slurm, ACancelledArraySubmittedAgainRunsOnlyTheMissingShards) {
   for (int64_t i : resubmitted)
     EXPECT_EQ(std::count(done_before.begin(), done_before.end(), i), 0) << "shard " << i << " was complete";
   EXPECT_EQ(resubmitted.size() + done_before.size(), 9u);
-  ASSERT_TRUE(wait_until_idle(300));
+  ASSERT_TRUE(wait_until_idle(900));
   expect_same_results((dir / "local.h5").string(), (dir / "res.h5").string());
 }
 
@@ -183,7 +183,7 @@ TEST_F(Slurm, ATaskRequeuedMidRunResumesFromItsCheckpoint) {
   const std::string array = submission_of(dir / "res.slurm")["submissions"][0]["array_job"];
   const auto requeued = shell("scontrol requeue " + array + "_0");
   ASSERT_EQ(requeued.exit_code, 0) << requeued.output;
-  ASSERT_TRUE(wait_until_idle(300)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
   const StoredRun run = stored_runs((dir / "res.h5").string()).at("run");
   ASSERT_EQ(run.status, "complete") << run.error;
   EXPECT_GE(run.result.metrics.at("resumed_from_step").value, 20) << "the second start resumed, not restarted";
@@ -195,7 +195,7 @@ TEST_F(Slurm, AKilledTaskLeavesItsRunStoppedTheRestGoesOnAndResubmittingFinishes
   const std::string config = test::smoke_config(
       dir, "celeba_biggan_tiny",
       {{"data", {{"path", repo_path("tests/data/celebahq_tiny")}}},
-       {"train", {{"iterations", 300}, {"checkpoint_every", 10}, {"sample_every", 0}}},
+       {"train", {{"iterations", 60}, {"checkpoint_every", 10}, {"sample_every", 0}}},
        {"sweep", {{"seed", {1, 2}}}}});
   ASSERT_EQ(run_cli(fmt::format("submit {} --slurm --output {}/res.h5", config, dir.string())).exit_code, 0);
   const std::string array = submission_of(dir / "res.slurm")["submissions"][0]["array_job"];
@@ -208,7 +208,7 @@ TEST_F(Slurm, AKilledTaskLeavesItsRunStoppedTheRestGoesOnAndResubmittingFinishes
   const fs::path shard0 = dir / "res.slurm" / "shards" / "shard-0-of-2.h5";
   // ([-] keeps the pattern from matching the shell that runs pkill)
   ASSERT_EQ(shell("pkill -KILL -f -- '[-]-output " + shard0.string() + "'").exit_code, 0);
-  ASSERT_TRUE(wait_until_idle(300)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
 
   // The merge job (after the array) records the dead task's run as failed, with Slurm's word.
   const auto first = stored_runs((dir / "res.h5").string());
@@ -226,7 +226,7 @@ TEST_F(Slurm, AKilledTaskLeavesItsRunStoppedTheRestGoesOnAndResubmittingFinishes
   const auto again = run_cli(fmt::format("submit {} --slurm --output {}/res.h5", config, dir.string()));
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("submitted 1 of 2 shards"), std::string::npos) << again.output;
-  ASSERT_TRUE(wait_until_idle(300)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
   const auto runs = stored_runs((dir / "res.h5").string());
   EXPECT_EQ(runs.at("seed=1").status, "complete") << runs.at("seed=1").error;
   EXPECT_GT(runs.at("seed=1").result.metrics.at("resumed_from_step").value, 0) << "resumed from the killed task's checkpoint";
@@ -241,7 +241,7 @@ TEST_F(Slurm, ATaskAtItsTimeLimitCheckpointsOnUsr1RequeuesItselfAndFinishes) {
   const auto submitted = run_cli(fmt::format("submit {} --slurm --time 1 --signal-lead 50 --output {}/res.h5", config,
                                              dir.string()));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
-  ASSERT_TRUE(wait_until_idle(600)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(1200)) << shell("squeue").output;
   const StoredRun run = stored_runs((dir / "res.h5").string()).at("run");
   ASSERT_EQ(run.status, "complete") << run.error;
   EXPECT_GT(run.result.metrics.at("resumed_from_step").value, 0) << "the task resumed from its USR1 checkpoint";
