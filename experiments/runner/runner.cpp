@@ -374,6 +374,8 @@ RunnerSummary run_experiment(const RunnerOptions& options) {
   if (options.progress && summary.skipped > 0) bar.update(summary.skipped, fmt::format("{} done earlier", summary.skipped));
   execute_runs(todo, launch, static_cast<size_t>(options.jobs), scratch, store, summary,
                options.progress ? &bar : nullptr);
+  // Runs a stop request kept from starting are still to do: exit as interrupted, so they are run again.
+  summary.interrupted += summary.total - summary.skipped - summary.completed - summary.failed - summary.interrupted;
   fs::remove_all(scratch, ec);
   return summary;
 }
