@@ -14,6 +14,7 @@
 
 #include <filesystem>
 
+#include "core/util/text_file.h"
 #include "experiments/runner/results_store.h"
 #include "support/cli_test_support.h"
 
@@ -25,29 +26,21 @@ using test::expect_same_results;
 using test::fresh_dir;
 using test::repo_path;
 using test::run_cli;
+using test::run_shell;
 using test::stored_runs;
 
-// Runs a shell command line; its exit code and output.
-test::CliResult shell(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 class Slurm : public testing::Test {
  public:
   static void SetUpTestSuite() {
     state_ = fmt::format("/tmp/smyrf-slurm-{}", getpid());
-    const auto started = shell(script() + " start " + state_);
+    const auto started = run_shell(script() + " start " + state_);
     ASSERT_EQ(started.exit_code, 0) << "the local Slurm did not start (scripts/setup.sh installs slurm-wlm and munge):\n"
                                     << started.output;
     setenv("SLURM_CONF", (state_ + "/slurm.conf").c_str(), 1);
   }
   static void TearDownTestSuite() {
-    const auto stopped = shell(script() + " stop " + state_);
+    const auto stopped = run_shell(script() + " stop " + state_);
     EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
     fs::remove_all(state_);
   }
@@ -62,7 +55,7 @@ std::string Slurm::state_;
 bool wait_until_idle(int seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
-    const auto q = shell("squeue -h");
+    const auto q = run_shell("squeue -h");
     if (q.exit_code == 0 && q.output.empty()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
@@ -97,15 +90,13 @@ TEST(SlurmDryRun, ScriptsMatchTheGoldenFile) {
   };
   std::string got = replace_all(r.output, fs::canonical(SMYRF_CLI_PATH).string(), "@SMYRF@");
   got = replace_all(replace_all(got, SMYRF_CLI_PATH, "@SMYRF@"), dir.string(), "@DIR@");
-  std::ifstream in(repo_path("tests/data/slurm/dry_run.golden"));
-  const std::string golden((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(got, golden);
+  EXPECT_EQ(got, read_text_file(repo_path("tests/data/slurm/dry_run.golden"), "the golden dry-run scripts"));
   EXPECT_FALSE(fs::exists(dir / "res.slurm")) << "--dry-run writes nothing";
 
   const auto no_where = run_cli("submit " + config + " --dry-run");
   EXPECT_EQ(no_where.exit_code, 2);
   EXPECT_NE(no_where.output.find("say where to submit: --slurm"), std::string::npos) << no_where.output;
-  const auto no_sbatch = shell(fmt::format("PATH=/nonexistent {} submit {} --slurm", SMYRF_CLI_PATH, config));
+  const auto no_sbatch = run_shell(fmt::format("PATH=/nonexistent {} submit {} --slurm", SMYRF_CLI_PATH, config));
   EXPECT_EQ(no_sbatch.exit_code, 3);
   EXPECT_NE(no_sbatch.output.find("needs Slurm's `sbatch` on PATH"), std::string::npos) << no_sbatch.output;
 }
@@ -117,7 +108,7 @@ TEST_F(Slurm, AnArrayMergesToTheResultOfSmyrfRun) {
   const auto submitted = run_cli(fmt::format("submit {} --slurm --runs-per-task 3 --output {}/res.h5", config, dir.string()));
   ASSERT_EQ(submitted.exit_code, 0) << submitted.output;
   EXPECT_NE(submitted.output.find("submitted 3 of 3 shards (9 runs in all)"), std::string::npos) << submitted.output;
-  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << run_shell("squeue").output;
   expect_same_results((dir / "local.h5").string(), (dir / "res.h5").string());
   EXPECT_TRUE(fs::is_regular_file(dir / "res.slurm" / "report.txt"));
   const auto status = run_cli("status " + (dir / "res.slurm").string());
@@ -149,7 +140,7 @@ TEST_F(Slurm, ACancelledArraySubmittedAgainRunsOnlyTheMissingShards) {
   while (complete_shards().size() < 3 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const std::string array = submission_of(dir / "res.slurm")["submissions"][0]["array_job"];
-  shell("scancel " + array);
+  run_shell("scancel " + array);
   ASSERT_TRUE(wait_until_idle(120));
   const std::vector<int64_t> done_before = complete_shards();
   ASSERT_GE(done_before.size(), 3u);
@@ -182,9 +173,9 @@ TEST_F(Slurm, ATaskRequeuedMidRunResumesFromItsCheckpoint) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_GE(checkpoint_step(dir), 20) << "no checkpoint appeared";
   const std::string array = submission_of(dir / "res.slurm")["submissions"][0]["array_job"];
-  const auto requeued = shell("scontrol requeue " + array + "_0");
+  const auto requeued = run_shell("scontrol requeue " + array + "_0");
   ASSERT_EQ(requeued.exit_code, 0) << requeued.output;
-  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << run_shell("squeue").output;
   const StoredRun run = stored_runs((dir / "res.h5").string()).at("run");
   ASSERT_EQ(run.status, "complete") << run.error;
   EXPECT_GE(run.result.metrics.at("resumed_from_step").value, 20) << "the second start resumed, not restarted";
@@ -208,8 +199,8 @@ TEST_F(Slurm, AKilledTaskLeavesItsRunStoppedTheRestGoesOnAndResubmittingFinishes
   // As the OOM killer would: SIGKILL to the task's `smyrf run` (its worker dies with it), no warning.
   const fs::path shard0 = dir / "res.slurm" / "shards" / "shard-0-of-2.h5";
   // ([-] keeps the pattern from matching the shell that runs pkill)
-  ASSERT_EQ(shell("pkill -KILL -f -- '[-]-output " + shard0.string() + "'").exit_code, 0);
-  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
+  ASSERT_EQ(run_shell("pkill -KILL -f -- '[-]-output " + shard0.string() + "'").exit_code, 0);
+  ASSERT_TRUE(wait_until_idle(900)) << run_shell("squeue").output;
 
   // The merge job (after the array) records the dead task's run as failed, with Slurm's word.
   const auto first = stored_runs((dir / "res.h5").string());
@@ -227,7 +218,7 @@ TEST_F(Slurm, AKilledTaskLeavesItsRunStoppedTheRestGoesOnAndResubmittingFinishes
   const auto again = run_cli(fmt::format("submit {} --slurm --output {}/res.h5", config, dir.string()));
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("submitted 1 of 2 shards"), std::string::npos) << again.output;
-  ASSERT_TRUE(wait_until_idle(900)) << shell("squeue").output;
+  ASSERT_TRUE(wait_until_idle(900)) << run_shell("squeue").output;
   const auto runs = stored_runs((dir / "res.h5").string());
   EXPECT_EQ(runs.at("seed=1").status, "complete") << runs.at("seed=1").error;
   EXPECT_GT(runs.at("seed=1").result.metrics.at("resumed_from_step").value, 0) << "resumed from the killed task's checkpoint";
@@ -239,8 +230,7 @@ int self_requeues(const fs::path& logs) {
   int count = 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(logs, ec)) {
-    std::ifstream in(entry.path());
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_text_file(entry.path().string(), "a task log");
     for (size_t at = text.find("stopped early on Slurm's signal; requeueing"); at != std::string::npos;
          at = text.find("stopped early on Slurm's signal; requeueing", at + 1))
       ++count;
@@ -262,18 +252,17 @@ TEST_F(Slurm, ATaskAtItsTimeLimitCheckpointsOnUsr1RequeuesItselfAndResumes) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(900);
   while (self_requeues(logs) < 2 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::seconds(1));
-  ASSERT_GE(self_requeues(logs), 2) << shell("squeue").output;
+  ASSERT_GE(self_requeues(logs), 2) << run_shell("squeue").output;
   // The run's worker log of the second start (kept when that worker ended) says where it resumed.
   const fs::path worker_log = dir / "res.slurm" / "shards" / "shard-0-of-1.logs" / "run.log";
-  std::ifstream in(worker_log);
-  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string log = read_text_file(worker_log.string(), "the run's worker log");
   EXPECT_NE(log.find("resuming 'run' from step"), std::string::npos) << worker_log << ":\n" << log;
   const StoredRun run = stored_runs((dir / "res.slurm" / "shards" / "shard-0-of-1.h5").string()).at("run");
   EXPECT_EQ(run.status, "interrupted") << "recorded so after each stop, until the next start marks it running";
   EXPECT_NE(run.error.find("stopped on signal 10 after step"), std::string::npos) << run.error;
-  shell("scancel " + submission_of(dir / "res.slurm")["submissions"][0]["array_job"].get<std::string>() + " " +
+  run_shell("scancel " + submission_of(dir / "res.slurm")["submissions"][0]["array_job"].get<std::string>() + " " +
         submission_of(dir / "res.slurm")["submissions"][0]["merge_job"].get<std::string>());
-  EXPECT_TRUE(wait_until_idle(120)) << shell("squeue").output;
+  EXPECT_TRUE(wait_until_idle(120)) << run_shell("squeue").output;
 }
 
 }  // namespace slurm_test

@@ -32,15 +32,17 @@ struct CliResult {
   std::string output;
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(SMYRF_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
+// A shell command line: its exit code and its stdout and stderr together.
+inline CliResult run_shell(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   std::string out;
   char buf[4096];
   while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(SMYRF_CLI_PATH) + " " + args); }
 
 // `smyrf run --no-progress CONFIG --output OUT` in the background with its output discarded, for
 // tests that kill it mid-sweep; returns its pid (-1 when fork failed).
