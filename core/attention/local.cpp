@@ -32,6 +32,7 @@ LocalAttention::LocalAttention(LocalOptions options) : options_(std::move(option
 Capabilities LocalAttention::capabilities() const {
   Capabilities caps;
   caps.causal = true;
+  caps.lse = true;
   return caps;
 }
 

@@ -84,6 +84,7 @@ ReformerAttention::ReformerAttention(ReformerOptions options) : options_(options
 Capabilities ReformerAttention::capabilities() const {
   Capabilities caps;
   caps.causal = true;
+  caps.lse = true;
   return caps;
 }
 

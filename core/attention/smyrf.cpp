@@ -159,6 +159,7 @@ Capabilities SmyrfAttention::capabilities() const {
   Capabilities caps;
   caps.causal = false;  // clusters mix past and future tokens; the paper has no causal variant
   caps.dropout = true;
+  caps.lse = true;
   return caps;
 }
 

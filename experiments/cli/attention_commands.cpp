@@ -29,7 +29,7 @@ std::string capability_list(const Capabilities& c) {
   std::vector<std::string> names;
   for (const auto& [flag, name] : {std::pair<bool, const char*>{c.causal, "causal"}, {c.padding, "padding"},
                                    {c.autograd, "autograd"}, {c.deterministic_given_seed, "seeded"},
-                                   {c.exact, "exact"}, {c.dropout, "dropout"}})
+                                   {c.exact, "exact"}, {c.dropout, "dropout"}, {c.lse, "lse"}})
     if (flag) names.emplace_back(name);
   return names.empty() ? "-" : join(names, ", ");
 }

@@ -16,6 +16,7 @@
 //   BadOptionsAreConfigErrors            unknown keys and bad values are ConfigErrors, with the wording
 //   DropoutCapabilityMatchesTheOptionItTakes  capabilities().dropout iff the method takes `dropout`,
 //                                        which then acts in training only
+//   LseCapabilityMatchesTheOutput        capabilities().lse iff forward() returns lse_BHN, in every mode
 // Each check runs the method with its default options unless the tables below give configurations
 // for it. A case a method cannot serve is never skipped silently: the method must report a reason
 // (unsupported_reasons), forward() must refuse the case with that reason, and the skip is printed.
@@ -644,6 +645,27 @@ TEST_P(MethodContract, DropoutCapabilityMatchesTheOptionItTakes) {
   EXPECT_TRUE(at::equal(run(*plain, x, 1).out_BHNE, run(*dropping, x, 1).out_BHNE)) << name << ": dropout outside training";
   x.training = true;
   EXPECT_FALSE(at::equal(run(*plain, x, 1).out_BHNE, run(*dropping, x, 1).out_BHNE)) << name << ": no dropout in training";
+}
+
+// ---- (j) lse ---------------------------------------------------------------------------------------------
+
+// The PyTorch operator (core/python/smyrf_torch_ops.cpp) shapes its outputs from the capability
+// before any data exists (fake tensors), so it must hold for plain, padded, causal and training calls.
+TEST_P(MethodContract, LseCapabilityMatchesTheOutput) {
+  const std::string& name = GetParam();
+  const auto method = method_of(nlohmann::json{{"method", name}});
+  const bool declared = method->capabilities().lse;
+  AttentionInputs x = random_inputs(1, 2, 128, 128, 8, 5, at::kFloat, 52);
+  EXPECT_EQ(declared, run(*method, x, 1).lse_BHN.has_value()) << name << ": plain";
+  x.key_keep_BM = at::arange(128).lt(100).view({1, 128});
+  x.query_keep_BN = x.key_keep_BM;
+  EXPECT_EQ(declared, run(*method, x, 1).lse_BHN.has_value()) << name << ": padded";
+  x.training = true;
+  EXPECT_EQ(declared, run(*method, x, 1).lse_BHN.has_value()) << name << ": training";
+  if (method->capabilities().causal) {
+    x.causal = true;
+    EXPECT_EQ(declared, run(*method, x, 1).lse_BHN.has_value()) << name << ": causal";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Registered, MethodContract, testing::ValuesIn(attention_method_names()), contract_test_name);
