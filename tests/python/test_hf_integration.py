@@ -4,7 +4,8 @@
    "eager" on a padded batch of real licence text: every layer at real tokens within 1e-5.
 2. The same model with SMYRF 2x32 through transformers against our C++ encoder (`smyrf encode`)
    with the same seed: every layer at real tokens within 1e-10 in float64 (same draws, same
-   clusters), and within the dense parity's 1e-4 in float32.
+   clusters), and within the dense parity's 1e-4 in float32. Options from the model config act as
+   those of a context.
 3. A tiny random Llama saved by transformers runs `generate` with left padding and a KV cache under
    hyper, local and our sdpa: at their exactness limits the logits match transformers' sdpa and
    greedy decoding gives the same tokens; approximate hyper runs too. Methods without a causal
@@ -79,6 +80,20 @@ def test_minilm_smyrf_2x32_equals_smyrf_encode_for_the_same_seed(smyrf_cli, tmp_
         hidden_states(model, ids, types, mask)
         again = hidden_states(model, ids, types, mask)
     assert max_error_at_real_tokens(again[-1], ours[-1], mask) > 1e-4
+
+
+def test_options_from_the_model_config_match_the_context():
+    ids, types, mask = padded(licence_rows(4), pad_id=0)
+    options = {"n_hashes": 2, "q_cluster_size": 16}
+    with smyrf_torch.attention_options(smyrf=options, seed=3):
+        from_context = hidden_states(minilm("smyrf"), ids, types, mask)
+    model = minilm("smyrf")
+    model.config.smyrf_attention = {"smyrf": options, "seed": 3}
+    from_config = hidden_states(model, ids, types, mask)
+    assert np.array_equal(from_config, from_context)
+    model.config.smyrf_attention = {"smyrf": {"n_hashs": 2}}
+    with pytest.raises(ValueError, match="did you mean 'n_hashes'"):
+        hidden_states(model, ids, types, mask)
 
 
 @pytest.fixture(scope="module")
