@@ -1,6 +1,9 @@
 # Finds every external dependency once, with an error that says how to install it.
 find_package(Python3 COMPONENTS Interpreter REQUIRED)
 
+# LibTorch, CUDA and the string ABI: only for builds with LibTorch (SMYRF_WITH_TORCH).
+if(SMYRF_WITH_TORCH)
+
 if(NOT Torch_DIR AND NOT CMAKE_PREFIX_PATH MATCHES "torch")
   execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch;print(torch.utils.cmake_prefix_path)"
                   OUTPUT_VARIABLE SMYRF_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _torch_rc)
@@ -82,6 +85,11 @@ if(SMYRF_TORCH_CXX11_ABI STREQUAL "0")
     message(STATUS "smyrf: benchmarks off (Debian's Google Benchmark is built with the C++11 ABI)")
     set(SMYRF_BUILD_BENCHMARKS OFF)
   endif()
+endif()
+else()
+  set(SMYRF_FMT_TARGET fmt::fmt)
+  set(SMYRF_CUDA_ENABLED OFF)
+  set(SMYRF_TORCH_CXX11_ABI 1)
 endif()
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)

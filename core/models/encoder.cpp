@@ -15,7 +15,9 @@
 #include "core/attention/registry.h"
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
+#include "core/util/text_file.h"
 
 namespace smyrf {
 namespace {
@@ -112,16 +114,12 @@ EncoderConfig EncoderConfig::from_hf_json(const nlohmann::json& j, const std::st
 }
 
 EncoderConfig EncoderConfig::load(const std::string& config_json_path) {
-  std::ifstream in(config_json_path);
-  if (!in)
+  if (!std::filesystem::is_regular_file(config_json_path))
     throw IoError(fmt::format("model config '{}' cannot be opened: a Hugging Face model directory holds config.json "
                               "beside model.safetensors", config_json_path));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(fmt::format("model config '{}' is not valid JSON: {}", config_json_path, e.what()));
-  }
+  const nlohmann::json j = parse_json(read_text_file(config_json_path, "model config"),
+                                      {fmt::format("model config '{}'", config_json_path),
+                                       "re-save the model or download it again", true});
   return from_hf_json(j, config_json_path);
 }
 

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 
 namespace smyrf {
@@ -55,14 +56,9 @@ nlohmann::json parse_header_refusing_duplicates(const std::string& text, const s
     }
     return true;
   };
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text, callback);
-  } catch (const nlohmann::json::exception& e) {
-    throw IoError(fmt::format("safetensors file '{}': header is not valid JSON ({}); the file is corrupt or "
-                              "truncated: download it again",
-                              path, e.what()));
-  }
+  const nlohmann::json header = parse_json_with<nlohmann::json>(
+      text, {fmt::format("safetensors file '{}': its header", path), "the file is corrupt or truncated: download it again"},
+      callback);
   if (!duplicate.empty())
     throw IoError(fmt::format("safetensors file '{}': tensor '{}' is named twice in the header", path, duplicate));
   return header;

@@ -29,6 +29,7 @@
 
 #include "core/attention/registry.h"
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 
 namespace smyrf {
 namespace {
@@ -57,13 +58,8 @@ struct Call {
 Call make_call(const Tensor& q_BHND, const Tensor& k_BHMD, const Tensor& v_BHME, const OptionalTensor& key_keep_BM,
                const OptionalTensor& query_keep_BN, bool causal, double scale, bool training,
                const std::string& method_json, int64_t seed, const OptionalTensor& generator_state) {
-  nlohmann::json options;
-  try {
-    options = nlohmann::json::parse(method_json);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError("smyrf operator: the method options are not valid JSON (" + std::string(e.what()) + "): " +
-                      method_json);
-  }
+  const nlohmann::json options =
+      parse_json(method_json, {"smyrf operator: the method options", R"(pass them like '{"method": "smyrf"}')", true});
   Call call{{}, make_attention(options, "options", "smyrf operator"),
             at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed))};
   if (generator_state) call.generator.set_state(generator_state->cpu());

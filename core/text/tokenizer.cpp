@@ -13,6 +13,7 @@
 #include "core/text/pipeline.h"
 #include "core/util/check.h"
 #include "core/util/json_options.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 #include "core/util/text_file.h"
 
@@ -31,14 +32,8 @@ namespace {
 std::string read_file(const fs::path& path) { return read_text_file(path.string(), "tokenizer file"); }
 
 json read_json(const fs::path& path) {
-  const std::string content = read_file(path);
-  try {
-    return json::parse(content);
-  } catch (const json::parse_error& e) {
-    throw IoError(fmt::format("'{}' is not valid JSON ({}); the file is corrupt or truncated: re-download or "
-                              "re-save it",
-                              path.string(), e.what()));
-  }
+  return parse_json(read_file(path), {fmt::format("tokenizer file '{}'", path.string()),
+                                      "the file is corrupt or truncated: re-download or re-save it"});
 }
 
 text::Vocab vocab_from_json(const json& object, const std::string& where) {
@@ -384,7 +379,8 @@ ClassicConfig read_classic_config(const fs::path& dir, const std::map<std::strin
 std::vector<AddedToken> classic_added_tokens(const ClassicConfig& c, const text::Vocab& vocab) {
   if (!c.added_tokens_decoder.empty()) return c.added_tokens_decoder;
   std::vector<AddedToken> out;
-  for (const auto& [key, token] : c.tokens) {
+  for (const auto& entry : c.tokens) {
+    const AddedToken& token = entry.second;  // a structured binding cannot be captured before C++20
     const auto id = vocab.find(token.content);
     if (!id) continue;
     if (std::any_of(out.begin(), out.end(), [&](const AddedToken& t) { return t.content == token.content; })) continue;

@@ -20,6 +20,9 @@ std::string read_text_file(const std::string& path, const std::string& what) {
                               fs::absolute(path, ec).string()));
   if (fs::is_directory(path, ec))
     throw IoError(fmt::format("{} '{}' is a directory, not a file; check the path", what, path));
+  // A FIFO or device would block or never end; only regular files (or links to them) are read.
+  if (!fs::is_regular_file(path, ec))
+    throw IoError(fmt::format("{} '{}' is not a regular file (a FIFO, socket or device?); give a file", what, path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(fmt::format("cannot open {} '{}' for reading; check the path and permissions", what, path));
   std::ostringstream text;

@@ -73,6 +73,8 @@ void add_submit(CLI::App& app, CommandTable& table, const CliEnvironment& enviro
   submit->add_option("--cpus-per-task", o.cpus_per_task, "CPUs per task");
   submit->add_option("--mem", o.mem, "memory per task, as sbatch --mem (e.g. 32G)");
   submit->add_option("--throttle", o.throttle, "at most this many tasks at once (--array=...%K)");
+  submit->add_option("--max-runs", o.max_runs, "refuse sweeps of more runs than this (passed on to the tasks)")
+      ->capture_default_str();
   submit->add_option("--signal-lead", o.signal_lead_s, "seconds before the time limit when tasks checkpoint (default 120)");
   submit->add_option("--sbatch", o.sbatch_lines, "an extra #SBATCH line (repeatable), e.g. --sbatch=--qos=high");
   submit->add_option("--setup", o.setup, "a shell line run first in every job (module load ..., source venv/bin/activate)");

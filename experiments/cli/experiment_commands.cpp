@@ -26,6 +26,7 @@ namespace {
 struct RunArgs {
   std::string config_path, output, gpus, shard;
   int64_t jobs = 0;  // 0: one, or one per GPU with --gpus
+  int64_t max_runs = kDefaultMaxRuns;
   bool no_progress = false;
 };
 
@@ -39,6 +40,7 @@ int run_command(const RunArgs& args, const CliEnvironment& environment) {
   options.jobs = args.jobs > 0 ? args.jobs : std::max<int64_t>(1, static_cast<int64_t>(options.gpus.size()));
   if (args.jobs < 0) throw ConfigError(fmt::format("--jobs is {}; it must be >= 1", args.jobs));
   if (!args.shard.empty()) options.shard = ShardSpec::parse(args.shard, "--shard");
+  options.max_runs = args.max_runs;
   const RunnerSummary summary = run_experiment(options);
   fmt::print("\n{}", format_report(summary.output_path, false));
   fmt::print("\n{} runs: {} completed, {} already complete, {} failed, {} interrupted -> {}\n", summary.total,
@@ -69,14 +71,17 @@ void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnviro
   run->add_option("--gpus", run_args->gpus, "comma-separated CUDA devices; worker slot k sees only the k-th");
   run->add_option("--shard", run_args->shard,
                   "I/N: run only the runs at sweep positions I modulo N (0 <= I < N) into a shard file");
+  run->add_option("--max-runs", run_args->max_runs, "refuse sweeps of more runs than this")->capture_default_str();
   table.add(run, [run_args, environment] { return run_command(*run_args, environment); });
 
-  auto validate_config = std::make_shared<std::string>();
+  auto validate_args = std::make_shared<std::pair<std::string, int64_t>>("", kDefaultMaxRuns);
   auto* validate = app.add_subcommand("validate", "Check a config: every run expanded and validated, nothing run");
-  validate->add_option("config", *validate_config, "experiment config (JSON)")->required();
-  table.add(validate, [validate_config] {
-    const ExperimentPlan plan = plan_experiment(*validate_config, std::nullopt);
-    fmt::print("{}: OK — pipeline {}, {} runs, results to {}\n", *validate_config, plan.pipeline,
+  validate->add_option("config", validate_args->first, "experiment config (JSON)")->required();
+  validate->add_option("--max-runs", validate_args->second, "refuse sweeps of more runs than this")->capture_default_str();
+  table.add(validate, [validate_args] {
+    const std::string& config = validate_args->first;
+    const ExperimentPlan plan = plan_experiment(config, std::nullopt, std::nullopt, validate_args->second);
+    fmt::print("{}: OK — pipeline {}, {} runs, results to {}\n", config, plan.pipeline,
                plan.experiment.runs.size(), plan.output_path);
     return 0;
   });

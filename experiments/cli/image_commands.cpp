@@ -36,9 +36,11 @@
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
 #include "core/util/json_options.h"
+#include "core/util/json_parse.h"
 #include "core/util/progress.h"
 #include "core/util/strings.h"
 #include "core/util/tensor_threads.h"
+#include "core/util/text_file.h"
 #include "experiments/cli/attention_argument.h"
 #include "experiments/cli/command_table.h"
 #include "experiments/engines/biggan_common.h"
@@ -185,10 +187,9 @@ struct BigGanForwardArgs {
 };
 
 int biggan_forward_command(const BigGanForwardArgs& args) {
-  std::ifstream in(args.model);
-  if (!in) throw IoError(fmt::format("cannot read '{}' (a biggan.json)", args.model));
-  const nlohmann::json arch = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (arch.is_discarded()) throw IoError(fmt::format("'{}' is not valid JSON", args.model));
+  const nlohmann::json arch = parse_json(read_text_file(args.model, "BigGAN architecture file"),
+                                        {fmt::format("'{}' (a biggan.json)", args.model),
+                                         "re-run scripts/convert_biggan_pytorch.py"});
   JsonReader reader(arch, "", args.model);
   const BigGanConfig config = BigGanConfig::from_json(reader);
   reader.finish();

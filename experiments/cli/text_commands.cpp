@@ -35,6 +35,7 @@
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
+#include "core/util/json_parse.h"
 #include "core/util/text_file.h"
 #include "experiments/cli/attention_argument.h"
 #include "experiments/cli/command_table.h"
@@ -108,7 +109,8 @@ std::vector<Encoding> read_id_lines(const std::string& path) {
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     try {
-      const nlohmann::json j = nlohmann::json::parse(line);
+      const nlohmann::json j =
+          parse_json(line, {fmt::format("ids file '{}' line {}", path, number), "write one JSON object per line"});
       Encoding e;
       e.ids = j.at("ids").get<std::vector<int64_t>>();
       e.type_ids = j.contains("type_ids") ? j.at("type_ids").get<std::vector<int64_t>>()

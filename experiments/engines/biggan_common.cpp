@@ -14,6 +14,7 @@
 #include "core/models/inception_fid.h"
 #include "core/util/check.h"
 #include "core/util/hdf5_file.h"
+#include "core/util/json_parse.h"
 #include "datasets/image_io.h"
 #include "experiments/metrics/image_metrics.h"
 
@@ -41,8 +42,7 @@ BigGanModelSection BigGanModelSection::from_json(const json& config, const std::
       throw IoError(fmt::format("config '{}': 'model.dir' is '{}', which lacks biggan.json or generator.safetensors; "
                                 "convert a BigGAN-PyTorch checkpoint with scripts/convert_biggan_pytorch.py",
                                 source, m.dir));
-    std::ifstream in(arch);
-    const json arch_json = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const json arch_json = read_json_file_or_discarded(arch.string());
     if (arch_json.is_discarded())
       throw IoError(fmt::format("'{}' is not valid JSON; re-run scripts/convert_biggan_pytorch.py", arch.string()));
     JsonReader ar(arch_json, "", arch.string());

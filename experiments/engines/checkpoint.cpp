@@ -11,6 +11,8 @@
 
 #include "core/util/check.h"
 #include "core/util/json_options.h"
+#include "core/util/json_parse.h"
+#include "core/util/text_file.h"
 
 namespace smyrf {
 
@@ -81,8 +83,7 @@ std::optional<fs::path> usable_checkpoint(const fs::path& run_dir, const json& i
   for (const char* name : {"ckpt", "ckpt.old"}) {
     const fs::path dir = run_dir / name;
     if (!fs::is_regular_file(dir / "state.json")) continue;
-    std::ifstream in(dir / "state.json");
-    const json saved = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const json saved = read_json_file_or_discarded((dir / "state.json").string());
     if (saved.is_object() && saved.contains("identity") && saved["identity"] == identity) return dir;
     fmt::print(stderr, "checkpoint '{}' was made with another config: starting over\n", dir.string());
     return std::nullopt;
@@ -91,8 +92,12 @@ std::optional<fs::path> usable_checkpoint(const fs::path& run_dir, const json& i
 }
 
 json checkpoint_state(const fs::path& dir) {
-  std::ifstream in(dir / "state.json");
-  return json::parse(in).at("state");
+  const std::string path = (dir / "state.json").string();
+  const json saved = parse_json(read_text_file(path, "checkpoint state"), {fmt::format("checkpoint state '{}'", path),
+                                                                         "delete the checkpoint folder to start over"});
+  if (!saved.is_object() || !saved.contains("state"))
+    throw IoError(fmt::format("checkpoint state '{}' has no \"state\"; delete the checkpoint folder to start over", path));
+  return saved.at("state");
 }
 
 void save_generators(torch::serialize::OutputArchive& archive, std::vector<at::Generator> generators) {

@@ -22,6 +22,7 @@
 #include "core/models/sequence_classifier.h"
 #include "core/text/tokenizer.h"
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 #include "experiments/engines/checkpoint.h"
 #include "experiments/engines/pretrained_text.h"
@@ -185,8 +186,9 @@ void export_model(const fs::path& dir, const std::string& base_model_dir, torch:
   const fs::path tmp = dir.string() + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  std::ifstream in(fs::path(base_model_dir) / "config.json");
-  json hf = json::parse(in);
+  const std::string base_config = (fs::path(base_model_dir) / "config.json").string();
+  json hf = parse_json(read_text_file(base_config, "model config"),
+                       {fmt::format("model config '{}'", base_config), "re-save the model or download it again"});
   const bool roberta = hf.value("model_type", std::string("bert")) == "roberta";
   hf["architectures"] = {roberta ? "RobertaForSequenceClassification" : "BertForSequenceClassification"};
   hf["problem_type"] = label_names.empty() ? "regression" : "single_label_classification";

@@ -15,6 +15,7 @@
 
 #include "core/util/check.h"
 #include "core/util/json_options.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 #include "core/util/text_file.h"
 #include "experiments/runner/results_store.h"
@@ -274,12 +275,8 @@ PaperTargets load_paper_targets(const std::string& path) {
                               "relative to the working directory: run from the repository root)",
                               path, kDefaultPaperTargetsPath));
   }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path, "paper targets file"));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw IoError(fmt::format("paper targets file '{}' is not valid JSON: {}", path, e.what()));
-  }
+  const nlohmann::json j = parse_json(read_text_file(path, "paper targets file"),
+                                      {fmt::format("paper targets file '{}'", path), "restore it from git"});
   return parse_paper_targets(j, path);
 }
 

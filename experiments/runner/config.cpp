@@ -16,6 +16,7 @@
 
 #include "core/util/check.h"
 #include "core/util/json_options.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 #include "core/util/text_file.h"
 
@@ -66,6 +67,8 @@ struct ParseFrame {
   std::string last_key;
 };
 
+constexpr size_t kMaxConfigObjectKeys = 1000;
+
 ojson parse_ordered(const std::string& text, const std::string& source) {
   std::vector<ParseFrame> stack;
   // nlohmann keeps only one value of a repeated key without a word; a typo-level duplicate in a
@@ -86,6 +89,11 @@ ojson parse_ordered(const std::string& text, const std::string& source) {
     } else if (event == E::key && !stack.empty()) {
       ParseFrame& frame = stack.back();
       auto key = parsed.get<std::string>();
+      // ordered_json finds a key by a linear scan, so parsing an object of n keys costs n^2.
+      if (frame.keys.size() >= kMaxConfigObjectKeys)
+        throw ConfigError(fmt::format("config '{}': an object at '{}' has more than {} keys; no config needs so many "
+                                      "(is this file a config?)",
+                                      source, frame.path.empty() ? "(top level)" : frame.path, kMaxConfigObjectKeys));
       if (!frame.keys.insert(key).second) {
         const std::string full = frame.path.empty() ? key : frame.path + "." + key;
         throw ConfigError(fmt::format("config '{}': key '{}' appears twice in the same object; JSON keeps only "
@@ -96,8 +104,15 @@ ojson parse_ordered(const std::string& text, const std::string& source) {
     }
     return true;
   };
+  if (const auto problem = json_nesting_problem(text))
+    throw ConfigError(fmt::format("config '{}' is not valid JSON: {}; no config nests so deep", source, *problem));
   try {
     return ojson::parse(text, on_event, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const nlohmann::json::out_of_range& e) {
+    // a number beyond a double's range ("number overflow parsing '1e999'")
+    const std::string what = e.what();
+    throw ConfigError(fmt::format("config '{}' is not valid JSON: {}; write a number a double can hold", source,
+                                  what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2)));
   } catch (const nlohmann::json::parse_error& e) {
     // what(): "[json.exception.parse_error.101] parse error at line L, column C: <reason>"
     const std::string what = e.what();
@@ -385,7 +400,24 @@ std::vector<ojson> expand_group(const ojson& group, const std::string& label, co
   return points;
 }
 
-std::vector<ojson> expand_sweep(const ojson& resolved, const std::string& source) {
+// How many points a sweep object gives, without expanding it: the product of its factors' sizes
+// (a zip counts once). A double, so that absurd sweeps count without overflow.
+double group_size(const ojson& group) {
+  if (!group.is_object()) return 1;  // expand_group reports it
+  double count = 1;
+  for (auto it = group.begin(); it != group.end(); ++it) {
+    if (it.key() != "zip") {
+      count *= it->is_array() ? static_cast<double>(it->size()) : 1.0;
+      continue;
+    }
+    const ojson zips = it->is_object() ? ojson::array({*it}) : *it;
+    for (const ojson& zip : zips)
+      if (zip.is_object() && !zip.empty() && zip.begin()->is_array()) count *= static_cast<double>(zip.begin()->size());
+  }
+  return count;
+}
+
+std::vector<ojson> expand_sweep(const ojson& resolved, const std::string& source, int64_t max_runs) {
   const auto sweep = resolved.find("sweep");
   if (sweep == resolved.end() || sweep->is_null()) return {ojson::object()};
   std::vector<ojson> groups;
@@ -404,13 +436,18 @@ std::vector<ojson> expand_sweep(const ojson& resolved, const std::string& source
     groups.push_back(*sweep);
     labels.push_back("sweep");
   }
+  double total = 0;
+  for (const ojson& group : groups) total += group_size(group);
+  if (total > static_cast<double>(max_runs))
+    throw ConfigError(fmt::format("config '{}': the sweep expands to {} runs, more than the limit of {}; split it, "
+                                  "or raise the limit with --max-runs",
+                                  source, total < 1e15 ? fmt::format("{:.0f}", total) : fmt::format("{:.3g}", total),
+                                  max_runs));
   std::vector<ojson> points;
-  std::vector<nlohmann::json> seen;  // unordered copies: points equal as mappings are duplicates
+  std::set<nlohmann::json> seen;  // unordered copies: points equal as mappings are duplicates
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (ojson& point : expand_group(groups[g], labels[g], resolved, source)) {
-      nlohmann::json key(point);
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
-      seen.push_back(std::move(key));
+      if (!seen.insert(nlohmann::json(point)).second) continue;
       points.push_back(std::move(point));
     }
   }
@@ -534,7 +571,7 @@ std::vector<std::string> make_run_ids(const std::vector<nlohmann::json>& points)
   return ids;
 }
 
-ExperimentConfig load_experiment_config(const std::string& path) {
+ExperimentConfig load_experiment_config(const std::string& path, int64_t max_runs) {
   ExperimentConfig out;
   out.source_path = path;
   std::vector<ChainEntry> stack;
@@ -545,7 +582,7 @@ ExperimentConfig load_experiment_config(const std::string& path) {
 
   ojson base = resolved;
   base.erase("sweep");
-  const std::vector<ojson> points = expand_sweep(resolved, path);
+  const std::vector<ojson> points = expand_sweep(resolved, path, max_runs);
   std::vector<nlohmann::json> plain_points;
   plain_points.reserve(points.size());
   for (const ojson& p : points) plain_points.emplace_back(p);

@@ -52,7 +52,10 @@ struct ExperimentConfig {
 // file, line, column and the parser's reason; a key repeated in one object -> ConfigError.
 nlohmann::json parse_json_file(const std::string& path);
 
-ExperimentConfig load_experiment_config(const std::string& path);
+// A sweep that would expand to more than max_runs runs is refused with its count before anything
+// is expanded (`smyrf run/validate/submit --max-runs` raise the limit).
+constexpr int64_t kDefaultMaxRuns = 20000;
+ExperimentConfig load_experiment_config(const std::string& path, int64_t max_runs = kDefaultMaxRuns);
 
 // The run_id of every sweep point, in the same order, unique within `points`: "leaf=value" parts
 // joined by ',' in sorted path order (so reordering sweep keys keeps ids), where leaf is the

@@ -23,6 +23,7 @@
 #include <fmt/ranges.h>
 
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 
 namespace smyrf {
 namespace fs = std::filesystem;
@@ -103,13 +104,8 @@ void remove_stale_temps(const std::string& path) {
 
 nlohmann::json parse_json_text(const std::string& text, const std::string& name, const std::string& obj_path,
                                const std::string& file_path) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw IoError(fmt::format("attribute '{}' of '/{}' in results file '{}' is not valid JSON ({}); the file is "
-                              "damaged: delete it and re-run",
-                              name, obj_path, file_path, e.what()));
-  }
+  return parse_json(text, {fmt::format("attribute '{}' of '/{}' in results file '{}'", name, obj_path, file_path),
+                           "the file is damaged: delete it and re-run"});
 }
 
 nlohmann::json parse_json_attr(const H5File& file, const std::string& obj_path, const std::string& name,

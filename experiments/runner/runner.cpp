@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "core/attention/registry.h"
 #include "core/memory/peak_memory.h"
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/progress.h"
 #include "core/util/provenance.h"
 #include "core/util/tensor_threads.h"
@@ -156,8 +158,7 @@ void read_progress(ActiveWorker& w) {
   const auto stamp = fs::last_write_time(path, ec);
   if (ec || stamp == w.progress_seen) return;
   w.progress_seen = stamp;
-  std::ifstream in(path);
-  const nlohmann::json p = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json p = read_json_file_or_discarded(path);
   if (!p.is_object()) return;
   const double done = p.value("done", 0.0), total = p.value("total", 0.0), rate = p.value("rate", 0.0);
   w.progress_text = fmt::format("{}: {} {:.0f}/{:.0f}, {:.2f}/s, ETA {}", w.run->run_id, p.value("note", std::string()),
@@ -204,9 +205,9 @@ WorkerOutcome outcome_of(const ActiveWorker& w, int status) {
 std::string torch_version_string() { return TORCH_VERSION; }
 
 ExperimentPlan plan_experiment(const std::string& config_path, const std::optional<std::string>& output_override,
-                               const std::optional<ShardSpec>& shard) {
+                               const std::optional<ShardSpec>& shard, int64_t max_runs) {
   ExperimentPlan plan;
-  plan.experiment = load_experiment_config(config_path);
+  plan.experiment = load_experiment_config(config_path, max_runs);
   const auto& runs = plan.experiment.runs;
   SMYRF_CHECK(!runs.empty(), "config '{}' expands to no runs", config_path);
   plan.pipeline = runs.front().config.value("pipeline", std::string());
@@ -335,7 +336,7 @@ void execute_runs(const std::vector<const RunSpec*>& todo, const WorkerLaunch& l
 }  // namespace
 
 RunnerSummary run_experiment(const RunnerOptions& options) {
-  const ExperimentPlan plan = plan_experiment(options.config_path, options.output_override, options.shard);
+  const ExperimentPlan plan = plan_experiment(options.config_path, options.output_override, options.shard, options.max_runs);
   if (options.jobs < 1) throw ConfigError(fmt::format("--jobs is {}; it must be >= 1", options.jobs));
   if (!options.gpus.empty() && options.jobs > static_cast<int64_t>(options.gpus.size()))
     throw ConfigError(fmt::format("--jobs {} with --gpus naming {} devices: one worker per GPU, so give at most {} jobs",
@@ -390,7 +391,8 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
                const std::string& output_path, const std::string& progress_path, int default_threads) {
   std::string error;
   try {
-    const ExperimentConfig experiment = load_experiment_config(config_path);
+    // the parent `smyrf run` has checked the sweep's size against its --max-runs
+    const ExperimentConfig experiment = load_experiment_config(config_path, std::numeric_limits<int64_t>::max());
     const RunSpec* run = nullptr;
     for (const auto& r : experiment.runs)
       if (r.run_id == run_id) run = &r;

@@ -32,6 +32,7 @@ struct RunnerOptions {
   int64_t jobs = 1;                            // workers at once
   std::vector<std::string> gpus;               // CUDA_VISIBLE_DEVICES of each worker slot; empty: inherited
   std::optional<ShardSpec> shard;              // only this shard's runs, into a shard file
+  int64_t max_runs = kDefaultMaxRuns;          // a larger sweep is refused (config.h)
 };
 
 struct RunnerSummary {
@@ -51,7 +52,8 @@ struct ExperimentPlan {
   std::vector<size_t> selected;  // positions in experiment.runs that this process runs
 };
 ExperimentPlan plan_experiment(const std::string& config_path, const std::optional<std::string>& output_override,
-                               const std::optional<ShardSpec>& shard = std::nullopt);
+                               const std::optional<ShardSpec>& shard = std::nullopt,
+                               int64_t max_runs = kDefaultMaxRuns);
 
 // "<results without .h5>.shard-I-of-N.h5" and "<results without .h5>.logs".
 std::string shard_file_name(const std::string& results_path, const ShardSpec& shard);

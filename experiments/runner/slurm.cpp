@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/provenance.h"
 #include "core/util/strings.h"
 #include "experiments/runner/results_store.h"
@@ -66,9 +67,10 @@ std::string array_script(const SlurmOptions& o, const std::string& job_name, con
   s += "\n# One shard of the sweep per task; Slurm's USR1 (before the time limit) and TERM (requeue,\n"
        "# preemption) reach smyrf, which checkpoints its training runs and exits with 75: then requeue.\n";
   if (!o.setup.empty()) s += o.setup + "\n";
+  const std::string max_runs = o.max_runs == kDefaultMaxRuns ? "" : fmt::format("--max-runs {} ", o.max_runs);
   s += fmt::format("shard=\"${{SLURM_ARRAY_TASK_ID}}\"\n{} run {} --shard \"$shard/{}\" --output \"{}/shards/shard-$shard-of-{}.h5\" "
-                   "--no-progress &\n",
-                   shell_quote(exe), shell_quote(config), shards, folder, shards);
+                   "{}--no-progress &\n",
+                   shell_quote(exe), shell_quote(config), shards, folder, shards, max_runs);
   s += "pid=$!\ntrap 'kill -USR1 \"$pid\" 2>/dev/null' USR1\ntrap 'kill -TERM \"$pid\" 2>/dev/null' TERM\n"
        "while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n"
        "if [ \"$rc\" -eq 75 ]; then\n  echo \"smyrf: stopped early on Slurm's signal; requeueing $SLURM_JOB_ID\"\n"
@@ -123,8 +125,7 @@ void record_submission(const std::string& folder, const json& layout, const Slur
   const std::string path = folder + "/submission.json";
   json record = layout;
   if (fs::exists(path)) {
-    std::ifstream in(path);
-    const json old = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const json old = read_json_file_or_discarded(path);
     if (old.is_object() && old.value("shards", json()) != layout.at("shards"))
       throw ConfigError(fmt::format("'{}' was submitted with another sharding (runs per task or sweep changed); use "
                                     "the same --runs-per-task, or another --output", folder));
@@ -172,7 +173,7 @@ std::string slurm_folder(const std::string& results_path) {
 SlurmSubmission submit_to_slurm(const std::string& config_path, const std::optional<std::string>& output_override,
                                 const SlurmOptions& o, const std::string& smyrf_exe) {
   check_options(o);
-  const ExperimentPlan plan = plan_experiment(config_path, output_override);
+  const ExperimentPlan plan = plan_experiment(config_path, output_override, std::nullopt, o.max_runs);
   SlurmSubmission sub;
   sub.runs = static_cast<int64_t>(plan.experiment.runs.size());
   sub.shard_count = (sub.runs + o.runs_per_task - 1) / o.runs_per_task;

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "experiments/runner/config.h"
+
 namespace smyrf {
 
 struct SlurmOptions {
@@ -32,6 +34,7 @@ struct SlurmOptions {
   int64_t signal_lead_s = 120;    // SIGUSR1 this many seconds before the time limit
   std::vector<std::string> sbatch_lines;  // extra lines, "#SBATCH --qos=high" or "--qos=high"
   std::string setup;              // one shell line run before smyrf (module load ..., source venv/bin/activate)
+  int64_t max_runs = kDefaultMaxRuns;  // --max-runs, passed on to the tasks' `smyrf run`
   bool dry_run = false;
 };
 

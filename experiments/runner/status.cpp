@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/util/check.h"
+#include "core/util/json_parse.h"
 #include "core/util/strings.h"
 #include "experiments/runner/results_store.h"
 #include "experiments/runner/runner.h"
@@ -79,8 +80,7 @@ std::vector<std::string> slurm_jobs(const json& submission, std::set<int64_t>& a
 }
 
 SweepStatus folder_status(const std::string& folder) {
-  std::ifstream in(folder + "/submission.json");
-  const json submission = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const json submission = read_json_file_or_discarded(folder + "/submission.json");
   if (!submission.is_object() || !submission.contains("shards"))
     throw IoError(fmt::format("'{}/submission.json' is not a smyrf Slurm submission; point smyrf status at a results "
                               "file or at the folder `smyrf submit` made", folder));
