@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <stb_image.h>
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <climits>
@@ -116,11 +117,81 @@ void check_image(const RgbImage& image, const char* what) {
               image.width, image.pixels_VWC.size());
 }
 
+uint32_t big_endian_u32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// Inflates `deflated` completely into at most `limit` bytes; false when the stream is corrupt,
+// truncated or longer.
+bool inflates_within(const std::vector<unsigned char>& deflated, uint64_t limit) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return false;
+  std::vector<unsigned char> out(64 * 1024);
+  z.next_in = const_cast<unsigned char*>(deflated.data());
+  z.avail_in = static_cast<uInt>(deflated.size());
+  uint64_t total = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK && total <= limit) {
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    total += out.size() - z.avail_out;
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // truncated: no more input, no end
+  }
+  inflateEnd(&z);
+  return rc == Z_STREAM_END && total <= limit;
+}
+
+// Why a PNG's chunks are unsound (a CRC, a chunk past the end, no IHDR first, image data that does
+// not inflate to what IHDR implies), or "".
+std::string png_problem(const std::vector<unsigned char>& bytes) {
+  size_t at = 8;
+  std::vector<unsigned char> deflated;
+  uint64_t raw_bytes = 0;
+  bool ended = false;
+  while (!ended) {
+    if (bytes.size() - at < 12) return "it ends inside a chunk (truncated)";
+    const uint32_t length = big_endian_u32(&bytes[at]);
+    if (length > bytes.size() - at - 12) return "a chunk runs past the end of the file (truncated)";
+    const unsigned char* type = &bytes[at + 4];
+    const unsigned char* data = type + 4;
+    const uint32_t stored_crc = big_endian_u32(data + length);
+    if (crc32(0, type, length + 4) != stored_crc) return "a chunk's CRC does not match its data (corrupt)";
+    const std::string name(reinterpret_cast<const char*>(type), 4);
+    if (at == 8 && (name != "IHDR" || length != 13)) return "the first chunk is not a 13-byte IHDR";
+    if (name == "IHDR") {
+      const uint64_t width = big_endian_u32(data), height = big_endian_u32(data + 4);
+      const uint64_t depth = data[8], samples = data[9] == 0 || data[9] == 3 ? 1 : data[9] == 4 ? 2 : data[9] == 2 ? 3 : 4;
+      // rows of filter byte + packed samples; Adam7 interlacing adds at most a filter byte per pass row
+      raw_bytes = height * (1 + (width * samples * depth + 7) / 8) + 7 * (height + 8);
+    } else if (name == "IDAT") {
+      deflated.insert(deflated.end(), data, data + length);
+    }
+    ended = name == "IEND";
+    at += 12 + length;
+  }
+  if (!inflates_within(deflated, raw_bytes)) return "its image data does not inflate to the size its header gives";
+  return "";
+}
+
+// Only PNG and JPEG, by signature; PNGs checked chunk by chunk (png_problem).
+std::string container_problem(const std::vector<unsigned char>& bytes) {
+  static const unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  static const unsigned char kJpeg[] = {0xff, 0xd8, 0xff};
+  if (bytes.size() >= 8 && std::equal(kPng, kPng + 8, bytes.begin())) return png_problem(bytes);
+  if (bytes.size() >= 3 && std::equal(kJpeg, kJpeg + 3, bytes.begin())) return "";
+  return "not a PNG or JPEG file (the loader reads only those)";
+}
+
 }  // namespace
 
 bool try_decode_image(const std::string& path, RgbImage& out, std::string& reason) {
   std::vector<unsigned char> bytes;
   if (!read_file_bytes(path, bytes, reason)) return false;
+  if (const std::string problem = container_problem(bytes); !problem.empty()) {
+    reason = fmt::format("not a decodable image ({})", problem);
+    return false;
+  }
   const int length = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels_in_file = 0;
   // Header first, so that a huge image is refused before its buffer is allocated.

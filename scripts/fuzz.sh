@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of outside data with libFuzzer under AddressSanitizer and UBSan (clang), in a
 # torch-free build of its own (build-fuzz/, or $SMYRF_FUZZ_BUILD_DIR).
-#   scripts/fuzz.sh TARGET [SECONDS]     fuzz one target (default 60 s); new inputs go to
-#                                        build-fuzz/corpus/TARGET, crashes to build-fuzz/artifacts/TARGET/
+#   scripts/fuzz.sh TARGET [SECONDS [libFuzzer options]]
+#                                        fuzz one target (default 60 s; -runs=N stops after N inputs);
+#                                        new inputs go to build-fuzz/corpus/TARGET, crashes to
+#                                        build-fuzz/artifacts/TARGET/
 #   scripts/fuzz.sh --smoke [SECONDS]    every target for SECONDS (default 5) from its seed corpus (CI)
 #   scripts/fuzz.sh --list               the targets
 # Targets (tests/fuzz/fuzz_<target>.cpp): config tokenizer glue imdb image results.
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 TARGETS=(config tokenizer glue imdb image results)
 BUILD_DIR="${SMYRF_FUZZ_BUILD_DIR:-build-fuzz}"
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [[ $# -ge 1 ]] || usage
 if [[ "$1" == "--list" ]]; then printf '%s\n' "${TARGETS[@]}"; exit 0; fi
 
@@ -58,4 +60,4 @@ fi
 target="$1"
 [[ " ${TARGETS[*]} " == *" $target "* ]] || { echo "fuzz: unknown target '$target'; the targets: ${TARGETS[*]}" >&2; exit 2; }
 build "$target"
-fuzz "$target" "${2:-60}"
+fuzz "$target" "${2:-60}" "${@:3}"

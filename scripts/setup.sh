@@ -11,7 +11,7 @@ PYTHON="${PYTHON:-python3}"
 
 APT_PACKAGES=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libhdf5-dev libbenchmark-dev
               libgtest-dev libgmock-dev libcli11-dev libfmt-dev libspdlog-dev libutf8proc-dev libstb-dev
-              slurm-wlm munge clang libclang-rt-14-dev)
+              slurm-wlm munge clang libclang-rt-14-dev zlib1g-dev)
 missing_apt=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_apt+=("$p")

@@ -3,6 +3,7 @@
 // cluster, at odd sizes with padding that holds NaN; every instruction set; attention dropout (the
 // backward's mask is the forward's and the twin's, independent of the thread count, unbiased).
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,8 +1,13 @@
 // String helpers for messages; see strings.h. Tested in tests/light/test_json_options.cpp.
 #include "core/util/strings.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+
+#include "core/util/check.h"
 
 namespace smyrf {
 
@@ -97,6 +102,26 @@ std::vector<std::string> split_lines(const std::string& content) {
     start = end + 1;
   }
   return lines;
+}
+
+int64_t parse_byte_size(const std::string& text, const std::string& what) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  std::transform(unit.begin(), unit.end(), unit.begin(), lower);
+  for (const char* suffix : {"ib", "b"})
+    if (unit.size() > 1 && unit.size() >= std::strlen(suffix) && unit.compare(unit.size() - std::strlen(suffix), std::string::npos, suffix) == 0) {
+      unit.resize(unit.size() - std::strlen(suffix));
+      break;
+    }
+  const std::string units = "kmgt";
+  const size_t power = unit.empty() ? 0 : units.find(unit) + 1;
+  const bool ok = digits > 0 && digits <= 12 && (unit.empty() || (unit.size() == 1 && power > 0));
+  const int64_t value = ok ? std::stoll(text.substr(0, digits)) : 0;
+  if (!ok || value <= 0 || value > (int64_t{1} << (62 - 10 * power)))
+    throw ConfigError(fmt::format("{}: '{}' is not a size; write bytes or a number with K, M, G or T (e.g. 512M, 4G)",
+                                  what, text));
+  return value << (10 * power);
 }
 
 }  // namespace smyrf

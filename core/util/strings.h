@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,5 +28,9 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep);
 std::vector<std::string> split_lines(const std::string& content);
 // Every piece between separators, empty ones included ("a,,b" -> a, "", b; "" -> one empty piece).
 std::vector<std::string> split(const std::string& text, char separator);
+
+// "4096", "512K", "512M", "4G", "1T" (binary multiples; "MiB", "MB" and "GiB" read the same) ->
+// bytes. Anything else, zero or a size beyond 2^62 -> ConfigError naming `what` and the forms.
+int64_t parse_byte_size(const std::string& text, const std::string& what);
 
 }  // namespace smyrf

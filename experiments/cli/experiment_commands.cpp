@@ -27,6 +27,7 @@ struct RunArgs {
   std::string config_path, output, gpus, shard;
   int64_t jobs = 0;  // 0: one, or one per GPU with --gpus
   int64_t max_runs = kDefaultMaxRuns;
+  std::string worker_memory;  // "" = no limit
   bool no_progress = false;
 };
 
@@ -41,6 +42,7 @@ int run_command(const RunArgs& args, const CliEnvironment& environment) {
   if (args.jobs < 0) throw ConfigError(fmt::format("--jobs is {}; it must be >= 1", args.jobs));
   if (!args.shard.empty()) options.shard = ShardSpec::parse(args.shard, "--shard");
   options.max_runs = args.max_runs;
+  if (!args.worker_memory.empty()) options.worker_memory_bytes = parse_byte_size(args.worker_memory, "--worker-memory");
   const RunnerSummary summary = run_experiment(options);
   fmt::print("\n{}", format_report(summary.output_path, false));
   fmt::print("\n{} runs: {} completed, {} already complete, {} failed, {} interrupted -> {}\n", summary.total,
@@ -57,6 +59,7 @@ int run_command(const RunArgs& args, const CliEnvironment& environment) {
 struct WorkerArgs {
   std::string config_path, run_id, result_path, output, progress;
   int threads = 0;
+  int64_t memory_limit = 0;
 };
 
 }  // namespace
@@ -72,6 +75,8 @@ void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnviro
   run->add_option("--shard", run_args->shard,
                   "I/N: run only the runs at sweep positions I modulo N (0 <= I < N) into a shard file");
   run->add_option("--max-runs", run_args->max_runs, "refuse sweeps of more runs than this")->capture_default_str();
+  run->add_option("--worker-memory", run_args->worker_memory,
+                  "limit each worker's memory (e.g. 512M, 4G); a run that needs more fails, naming the limit");
   table.add(run, [run_args, environment] { return run_command(*run_args, environment); });
 
   auto validate_args = std::make_shared<std::pair<std::string, int64_t>>("", kDefaultMaxRuns);
@@ -95,9 +100,10 @@ void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnviro
   worker->add_option("--output", worker_args->output);
   worker->add_option("--progress", worker_args->progress);
   worker->add_option("--threads", worker_args->threads);
+  worker->add_option("--memory-limit", worker_args->memory_limit);
   table.add(worker, [worker_args] {
     const WorkerArgs& a = *worker_args;
-    return run_worker(a.config_path, a.run_id, a.result_path, a.output, a.progress, a.threads);
+    return run_worker(a.config_path, a.run_id, a.result_path, a.output, a.progress, a.threads, a.memory_limit);
   });
 }
 

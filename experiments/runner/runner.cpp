@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/version.h>
 #include <unistd.h>
@@ -100,6 +101,7 @@ struct ActiveWorker {
   const RunSpec* run = nullptr;
   std::string scratch;  // its own folder: result.h5, worker.log, progress.json
   size_t slot = 0;      // which --jobs slot (and GPU) it holds
+  int64_t memory_limit_bytes = 0;  // the --worker-memory it runs under (0 = none)
   fs::file_time_type progress_seen{};
   std::string progress_text;  // what it last reported, for the bar
 };
@@ -110,6 +112,7 @@ struct WorkerLaunch {
   int default_threads = 0;            // when the config leaves `threads` at 0; 0 = every core
   std::vector<std::string> gpus;      // CUDA_VISIBLE_DEVICES per slot (empty: inherited)
   std::string logs_dir;               // each run's worker log is kept there as <run_id>.log
+  int64_t memory_limit_bytes = 0;     // passed to the worker (--memory-limit); 0 = none
 };
 
 ActiveWorker start_worker(const WorkerLaunch& launch, const RunSpec& run, const std::string& scratch, size_t slot) {
@@ -118,13 +121,15 @@ ActiveWorker start_worker(const WorkerLaunch& launch, const RunSpec& run, const 
   w.run = &run;
   w.scratch = scratch;
   w.slot = slot;
+  w.memory_limit_bytes = launch.memory_limit_bytes;
   const std::string result_path = scratch + "/result.h5", log_path = scratch + "/worker.log";
   const std::string progress_path = scratch + "/progress.json";
   fs::remove(result_path);
   fs::remove(progress_path);
   std::vector<std::string> args = {launch.exe,  "worker",   launch.config_path, "--run-id",   run.run_id,
                                    "--result",  result_path, "--output",        launch.output_path,
-                                   "--progress", progress_path, "--threads", std::to_string(launch.default_threads)};
+                                   "--progress", progress_path, "--threads", std::to_string(launch.default_threads),
+                                   "--memory-limit", std::to_string(launch.memory_limit_bytes)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -194,6 +199,10 @@ WorkerOutcome outcome_of(const ActiveWorker& w, int status) {
   } else if (WIFSIGNALED(status)) {
     outcome.error = fmt::format("worker killed by signal {} ({}){}", WTERMSIG(status), strsignal(WTERMSIG(status)),
                                 WTERMSIG(status) == SIGKILL ? "; out of memory? lower the sizes" : "");
+    if (w.memory_limit_bytes > 0)  // LibTorch cannot even start under a few hundred MiB
+      outcome.error += fmt::format(" under the worker memory limit of {} MiB; raise --worker-memory if it is too small "
+                                   "for the run",
+                                   w.memory_limit_bytes >> 20);
   } else {
     outcome.error = fmt::format("worker exited with code {}: {}", code, tail_of_file(log_path, 600));
   }
@@ -370,6 +379,7 @@ RunnerSummary run_experiment(const RunnerOptions& options) {
   fs::create_directories(launch.logs_dir);
   launch.gpus = options.gpus;
   launch.default_threads = options.jobs > 1 ? std::max(1, available_cores() / static_cast<int>(options.jobs)) : 0;
+  launch.memory_limit_bytes = options.worker_memory_bytes;
   const std::string scratch = fs::temp_directory_path().string() + fmt::format("/smyrf-run-{}", getpid());
   ProgressBar bar(plan.experiment.runs.front().config.value("name", std::string("sweep")), summary.total);
   if (options.progress && summary.skipped > 0) bar.update(summary.skipped, fmt::format("{} done earlier", summary.skipped));
@@ -387,10 +397,32 @@ std::string logs_folder(const std::string& results_path) {
   return p.string() + ".logs";
 }
 
+namespace {
+
+// RLIMIT_DATA (heap and anonymous mappings since Linux 4.7) rather than RLIMIT_AS: LibTorch maps
+// gigabytes of shared libraries that a limit on address space would count.
+void limit_memory(int64_t bytes) {
+  if (bytes <= 0) return;
+  const rlimit limit{static_cast<rlim_t>(bytes), static_cast<rlim_t>(bytes)};
+  SMYRF_CHECK(setrlimit(RLIMIT_DATA, &limit) == 0, "could not limit the worker's memory to {} bytes: {}", bytes,
+              std::strerror(errno));
+}
+
+// An allocation failure says which limit it hit, so that a failed run reads as the limit's doing.
+std::string with_memory_limit(const std::string& error, int64_t bytes) {
+  const bool allocation = error.find("memory") != std::string::npos || error.find("alloc") != std::string::npos;
+  if (bytes <= 0 || !allocation) return error;
+  return fmt::format("{} (the worker memory limit is {} MiB: --worker-memory)", error, bytes >> 20);
+}
+
+}  // namespace
+
 int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path,
-               const std::string& output_path, const std::string& progress_path, int default_threads) {
+               const std::string& output_path, const std::string& progress_path, int default_threads,
+               int64_t memory_limit_bytes) {
   std::string error;
   try {
+    limit_memory(memory_limit_bytes);
     // the parent `smyrf run` has checked the sweep's size against its --max-runs
     const ExperimentConfig experiment = load_experiment_config(config_path, std::numeric_limits<int64_t>::max());
     const RunSpec* run = nullptr;
@@ -444,6 +476,7 @@ int run_worker(const std::string& config_path, const std::string& run_id, const 
   } catch (const std::exception& e) {
     error = e.what();
   }
+  error = with_memory_limit(error, memory_limit_bytes);
   try {
     write_worker_error(result_path, error);
   } catch (const std::exception& e) {

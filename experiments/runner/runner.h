@@ -33,6 +33,7 @@ struct RunnerOptions {
   std::vector<std::string> gpus;               // CUDA_VISIBLE_DEVICES of each worker slot; empty: inherited
   std::optional<ShardSpec> shard;              // only this shard's runs, into a shard file
   int64_t max_runs = kDefaultMaxRuns;          // a larger sweep is refused (config.h)
+  int64_t worker_memory_bytes = 0;             // each worker's data-segment limit (setrlimit); 0 = none
 };
 
 struct RunnerSummary {
@@ -68,9 +69,12 @@ RunnerSummary run_experiment(const RunnerOptions& options);
 // progress_path: where the run's own progress (RunContext::progress) is written as JSON
 // {"done", "total", "note", "rate" (per second)} for the runner's bar ("" = nowhere).
 // default_threads: LibTorch's threads when the config leaves `threads` at 0 (0 = every core).
+// memory_limit_bytes: RLIMIT_DATA for this process (0 = none); an allocation beyond it fails the run
+// with an error that names the limit.
 // Exit code 0, 1 (the run failed) or kInterruptedExitCode (interrupt.h).
 int run_worker(const std::string& config_path, const std::string& run_id, const std::string& result_path,
-               const std::string& output_path = "", const std::string& progress_path = "", int default_threads = 0);
+               const std::string& output_path = "", const std::string& progress_path = "", int default_threads = 0,
+               int64_t memory_limit_bytes = 0);
 
 // Library/version strings recorded as provenance.
 std::string torch_version_string();

@@ -12,7 +12,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (newline == std::string_view::npos) continue;
     const std::filesystem::path name = std::filesystem::path(std::string(part.substr(0, newline))).lexically_normal();
     if (name.empty() || name.is_absolute() || *name.begin() == ".." || name.filename().empty()) continue;
-    fuzz::expect_clean([&] { fuzz::write_file(dir / "aclImdb" / name, part.substr(newline + 1)); });
+    try {  // a name that needs a folder where an earlier part made a file: the harness's problem, skipped
+      fuzz::write_file(dir / "aclImdb" / name, part.substr(newline + 1));
+    } catch (const std::filesystem::filesystem_error&) {
+    }
   }
   for (const ImdbLineBreaks br : {ImdbLineBreaks::kSpace, ImdbLineBreaks::kKeep})
     fuzz::expect_clean([&] { load_imdb_split((dir / "aclImdb").string(), "train", {br}); });

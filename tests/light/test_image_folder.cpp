@@ -132,6 +132,23 @@ TEST_F(ImageIo, TruncatedPngIsNotDecodable) {
   EXPECT_EQ(out.height, 0);  // untouched on failure
 }
 
+// Before stb: only PNG and JPEG, and PNGs whose chunks are sound (datasets/image_io.cpp).
+TEST_F(ImageIo, OtherFormatsBadCrcsAndEndlessImageDataAreRefused) {
+  write_bytes(file("a.bmp"), std::string("BM") + std::string(60, '\0'));
+  write_bytes(file("a.gif"), "GIF89a\x01\x00\x01\x00\x00\x00\x00;");
+  for (const char* name : {"a.bmp", "a.gif"})
+    EXPECT_TRUE(contains(error_of<IoError>([&] { decode_image(file(name)); }), "not a PNG or JPEG")) << name;
+  write_png(file("c.png"), random_image(4, 4, /*seed=*/3));
+  std::ifstream in(file("c.png"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bytes[20] = static_cast<char>(bytes[20] ^ 1);  // inside IHDR: its CRC no longer matches
+  write_bytes(file("c.png"), bytes);
+  EXPECT_TRUE(contains(error_of<IoError>([&] { decode_image(file("c.png")); }), "CRC"));
+  // a fuzzer's find (its CRCs made valid): image data that never ends made stb ask for 2 GiB
+  const std::string endless = std::string(SMYRF_TEST_DATA_DIR) + "/../fuzz/regressions/image/stb_inflate_grows_without_bound_crcs_fixed.png";
+  EXPECT_TRUE(contains(error_of<IoError>([&] { decode_image(endless); }), "does not inflate"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // image_io: resampling, crop, flip
 

@@ -367,3 +367,19 @@ TEST(JsonReader, ConstructorRequiresObjectOrNull) {
 
 }  // namespace
 }  // namespace smyrf
+
+namespace smyrf {
+namespace {
+
+TEST(Strings, ParseByteSize) {
+  EXPECT_EQ(parse_byte_size("4096", "--x"), 4096);
+  EXPECT_EQ(parse_byte_size("512M", "--x"), int64_t{512} << 20);
+  EXPECT_EQ(parse_byte_size("512MiB", "--x"), int64_t{512} << 20);
+  EXPECT_EQ(parse_byte_size("4g", "--x"), int64_t{4} << 30);
+  EXPECT_EQ(parse_byte_size("2GB", "--x"), int64_t{2} << 30);
+  for (const char* bad : {"", "M", "0", "-1", "1.5G", "12X", "4 G", "99999999999999999T"})
+    EXPECT_THROW(parse_byte_size(bad, "--x"), ConfigError) << bad;
+}
+
+}  // namespace
+}  // namespace smyrf
