@@ -44,7 +44,7 @@ RgbImage decode_image(const std::string& path);
 // As decode_image, but returns false and sets `reason` (a phrase without the path) instead of
 // throwing; out is only written on success. Safe to call from several threads at once.
 bool try_decode_image(const std::string& path, RgbImage& out, std::string& reason);
-constexpr int64_t kMaxDecodePixels = int64_t{1} << 28;  // 16384^2: a 768 MiB RGB buffer
+constexpr int64_t kMaxDecodePixels = int64_t{1} << 26;  // 8192^2: a 192 MiB RGB buffer (CelebA-HQ is 1024^2)
 
 // Writes a PNG with `channels` (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) interleaved channels per pixel,
 // rows of width * channels bytes. IoError naming the file when it cannot be written (missing

@@ -115,6 +115,12 @@ AttentionOutput AttentionMethod::forward(const AttentionInputs& in, at::Generato
   clean.v_BHME = zero_padded(in.v_BHME, in.key_keep_BM);
   clean.scale = resolved_scale(in);
   AttentionOutput result = forward_impl(clean, generator);
+  // The inputs are finite (checked above), so a non-finite output is an overflow, most often of the
+  // logits under a huge scale: an error, not a run that "completes" with NaN everywhere.
+  SMYRF_CHECK(at::isfinite(result.out_BHNE).all().item<bool>(),
+              "{}: the output is not finite although every input is: the logits overflow {} (scale {}); lower the "
+              "scale or compute in float64",
+              name(), c10::toString(dtype), clean.scale);
   if (in.query_keep_BN) {
     result.out_BHNE = zero_padded(result.out_BHNE, in.query_keep_BN);
     if (result.lse_BHN) {

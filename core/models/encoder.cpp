@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 
 #include "core/attention/registry.h"
@@ -340,6 +341,25 @@ CheckpointFiles open_checkpoint(const std::string& model_dir) {
           SafetensorsFile::open((fs::path(model_dir) / "model.safetensors").string())};
 }
 
+namespace {
+bool has_suffix(const std::string& name, const std::string& suffix) {
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+void report_unused_tensors(const WeightLoadReport& report, const std::string& model_dir) {
+  static std::mutex mutex;
+  static std::set<std::string> reported;
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::vector<std::string> unused;  // transformers' index buffers (position_ids, token_type_ids) are no weights
+  for (const auto& name : report.unused)
+    if (!has_suffix(name, ".position_ids") && !has_suffix(name, ".token_type_ids")) unused.push_back(name);
+  if (unused.empty() || !reported.insert(model_dir).second) return;
+  std::vector<std::string> shown(unused.begin(), unused.begin() + std::min<size_t>(unused.size(), 5));
+  fmt::print(stderr, "model '{}': {} tensor(s) of model.safetensors are not used by this model: {}{}\n", model_dir,
+             unused.size(), join(shown, ", "), unused.size() > shown.size() ? ", ..." : "");
+}
+
 PretrainedEncoder load_pretrained_encoder(const std::string& model_dir) {
   const CheckpointFiles checkpoint = open_checkpoint(model_dir);
   const SafetensorsFile& file = checkpoint.weights;
@@ -349,6 +369,7 @@ PretrainedEncoder load_pretrained_encoder(const std::string& model_dir) {
   const bool with_pooler = file.contains(prefix + "pooler.dense.weight");
   result.encoder = TransformerEncoder(result.config, with_pooler);
   result.report = load_module_weights(*result.encoder, file, prefix);
+  report_unused_tensors(result.report, model_dir);
   result.encoder->eval();
   return result;
 }

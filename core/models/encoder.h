@@ -126,6 +126,10 @@ struct WeightLoadReport {
 WeightLoadReport load_module_weights(torch::nn::Module& module, const SafetensorsFile& file, const std::string& prefix,
                                      const std::vector<std::string>& optional_prefixes = {});
 
+// Says on stderr which tensors of `model_dir`'s weights no parameter took (a masked-LM head, a
+// checkpoint of another architecture), once per model folder and process; nothing when all were used.
+void report_unused_tensors(const WeightLoadReport& report, const std::string& model_dir);
+
 // The name prefix under which a checkpoint holds the encoder: "" (BertModel), "bert." or "roberta."
 // (…ForSequenceClassification / …ForMaskedLM). IoError when no encoder is found.
 std::string encoder_prefix_in(const SafetensorsFile& file, const EncoderConfig& config);

@@ -95,6 +95,7 @@ PretrainedClassifier load_pretrained_classifier(const std::string& model_dir, in
       if (name.rfind("classifier.", 0) != 0) unused.push_back(name);
     result.report.unused = unused;
   }
+  report_unused_tensors(result.report, model_dir);
   result.model->eval();
   return result;
 }

@@ -4,6 +4,7 @@
 // the byte-to-unicode table) and appends its ids. Tested through tests/light/test_text.cpp.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -16,10 +17,11 @@ namespace smyrf::text {
 
 class Vocab {
  public:
-  // A token seen twice keeps its last id (as a JSON object or Python dict would); ids may have gaps.
+  // A token seen twice keeps its last id (as a JSON object or Python dict would); ids may have gaps,
+  // so the reverse map is a hash map: a file with one id near 2^31 must not allocate 2^31 slots.
   void add(std::string token, int64_t id) {
-    if (id >= static_cast<int64_t>(by_id_.size())) by_id_.resize(static_cast<std::size_t>(id) + 1);
-    by_id_[static_cast<std::size_t>(id)] = token;
+    by_id_[id] = token;
+    end_id_ = std::max(end_id_, id + 1);
     ids_[std::move(token)] = id;
   }
   std::optional<int64_t> find(const std::string& token) const {
@@ -29,19 +31,21 @@ class Vocab {
   }
   bool contains(const std::string& token) const { return ids_.count(token) != 0; }
   std::optional<std::string> token(int64_t id) const {
-    if (id < 0 || id >= static_cast<int64_t>(by_id_.size())) return std::nullopt;
-    const std::string& t = by_id_[static_cast<std::size_t>(id)];
-    // A gap in the ids reads as an empty string; only report tokens that map back to this id.
+    const auto slot = by_id_.find(id);
+    if (slot == by_id_.end()) return std::nullopt;
+    const std::string& t = slot->second;
+    // A token given two ids keeps the last; only report tokens that map back to this id.
     const auto it = ids_.find(t);
     if (it == ids_.end() || it->second != id) return std::nullopt;
     return t;
   }
   std::size_t size() const { return ids_.size(); }
-  int64_t end_id() const { return static_cast<int64_t>(by_id_.size()); }  // max id + 1
+  int64_t end_id() const { return end_id_; }  // max id + 1
 
  private:
   std::unordered_map<std::string, int64_t> ids_;
-  std::vector<std::string> by_id_;
+  std::unordered_map<int64_t, std::string> by_id_;
+  int64_t end_id_ = 0;
 };
 
 class SubwordModel {

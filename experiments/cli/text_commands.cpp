@@ -25,6 +25,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -80,6 +81,13 @@ int tokenize_command(const TokenizeArgs& args) {
     if (pairs) pair_ids = tokenizer->ids_of((*pairs)[i]);
     const Encoding e =
         tokenizer->post_process(tokenizer->ids_of(lines[i]), std::move(pair_ids), args.max_length, !args.no_special_tokens);
+    // An id no token has (a post-processor's special id missing from the vocabulary) would index
+    // past a model's embedding table: refuse it here, where the tokenizer's files can be named.
+    for (int64_t id : e.ids)
+      if (id < 0 || id >= static_cast<int64_t>(tokenizer->vocab_size()) || !tokenizer->id_to_token(id))
+        throw IoError(fmt::format("tokenizer '{}' gave id {} for line {}, which no token of its vocabulary or added "
+                                  "tokens has; fix the tokenizer files",
+                                  tokenizer->source(), id, i + 1));
     nlohmann::json row = {{"ids", e.ids}, {"type_ids", e.type_ids}};
     if (args.tokens) {
       std::vector<std::string> tokens;
@@ -101,6 +109,20 @@ struct EncodeArgs {
   bool float64 = false;
 };
 
+// The integers of j[key]; a float (1.7 would silently become 1), or a number beyond int64, is an error.
+std::vector<int64_t> integers_at(const nlohmann::json& j, const char* key, const std::string& where) {
+  const nlohmann::json& values = j.at(key);
+  if (!values.is_array()) throw IoError(fmt::format("{}: \"{}\" must be an array of integers", where, key));
+  std::vector<int64_t> out;
+  for (const auto& v : values) {
+    const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max());
+    if (!v.is_number_integer() || too_big)
+      throw IoError(fmt::format("{}: \"{}\" must hold integers, got {}", where, key, v.dump()));
+    out.push_back(v.get<int64_t>());
+  }
+  return out;
+}
+
 std::vector<Encoding> read_id_lines(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw IoError(fmt::format("ids file '{}' cannot be read", path));
@@ -111,10 +133,10 @@ std::vector<Encoding> read_id_lines(const std::string& path) {
     try {
       const nlohmann::json j =
           parse_json(line, {fmt::format("ids file '{}' line {}", path, number), "write one JSON object per line"});
+      const std::string where = fmt::format("ids file '{}' line {}", path, number);
       Encoding e;
-      e.ids = j.at("ids").get<std::vector<int64_t>>();
-      e.type_ids = j.contains("type_ids") ? j.at("type_ids").get<std::vector<int64_t>>()
-                                          : std::vector<int64_t>(e.ids.size(), 0);
+      e.ids = integers_at(j, "ids", where);
+      e.type_ids = j.contains("type_ids") ? integers_at(j, "type_ids", where) : std::vector<int64_t>(e.ids.size(), 0);
       if (e.type_ids.size() != e.ids.size() || e.ids.empty())
         throw IoError(fmt::format("ids file '{}' line {}: ids must be non-empty and type_ids as long", path, number));
       encodings.push_back(std::move(e));

@@ -17,6 +17,7 @@
 //   DropoutCapabilityMatchesTheOptionItTakes  capabilities().dropout iff the method takes `dropout`,
 //                                        which then acts in training only
 //   LseCapabilityMatchesTheOutput        capabilities().lse iff forward() returns lse_BHN, in every mode
+//   NeverReturnsNonFiniteOutput          a finite but huge scale: a finite output or an Error saying so
 // Each check runs the method with its default options unless the tables below give configurations
 // for it. A case a method cannot serve is never skipped silently: the method must report a reason
 // (unsupported_reasons), forward() must refuse the case with that reason, and the skip is printed.
@@ -665,6 +666,23 @@ TEST_P(MethodContract, LseCapabilityMatchesTheOutput) {
   if (method->capabilities().causal) {
     x.causal = true;
     EXPECT_EQ(declared, run(*method, x, 1).lse_BHN.has_value()) << name << ": causal";
+  }
+}
+
+// ---- (k) overflow --------------------------------------------------------------------------------------------
+
+// Finite inputs with a scale that overflows float32 logits: forward() must not hand back NaN as a
+// result (a run would "complete" with NaN metrics); dense certainly overflows, so it must refuse.
+TEST_P(MethodContract, NeverReturnsNonFiniteOutput) {
+  const std::string& name = GetParam();
+  AttentionInputs x = random_inputs(1, 2, 64, 64, 8, 5, at::kFloat, 53);
+  x.scale = 1e38;
+  try {
+    const AttentionOutput out = run(*method_of(nlohmann::json{{"method", name}}), x, 1);
+    EXPECT_TRUE(at::isfinite(out.out_BHNE).all().item<bool>()) << name;
+    EXPECT_NE(name, "dense") << "dense overflows at scale 1e38 and must say so";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the output is not finite"), std::string::npos) << name << ": " << e.what();
   }
 }
 
