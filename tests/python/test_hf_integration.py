@@ -8,7 +8,8 @@
    those of a context.
 3. A tiny random Llama saved by transformers runs `generate` with left padding and a KV cache under
    hyper, local and our sdpa: at their exactness limits the logits match transformers' sdpa and
-   greedy decoding gives the same tokens; approximate hyper runs too. Methods without a causal
+   greedy decoding gives the same tokens; approximate hyper runs too; a cached decoding step under
+   a narrow sliding window sees its own position's window. Methods without a causal
    variant (nystrom, smyrf) are refused with their reason.
 Padded positions are not compared (padded query rows are zeros on purpose: smyrf_torch/hf.py).
 """
@@ -152,6 +153,20 @@ def test_tiny_llama_generate_with_approximate_hyper(tiny_llama):
     logits, tokens = run(path, "hyper", ids, mask, block_size=8, sample_size=8, min_seq_len=16)
     assert tokens.shape == ref_tokens.shape and torch.isfinite(logits).all()
     assert torch.equal(tokens[:, :ids.shape[1]], ids)
+
+
+def test_tiny_llama_cached_decoding_keeps_positions(tiny_llama):
+    """A decoding step (one query, a KV cache) under a narrow sliding window must see the window of
+    its own position: its logits equal those of the last position of a full forward without cache."""
+    path, ids, mask = tiny_llama
+    model = llama(path, "local")
+    with torch.no_grad(), smyrf_torch.attention_options(local={"mode": "sliding", "window": 8}):
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
+                             output_logits=True, return_dict_in_generate=True)
+        first = out.sequences[:, :ids.shape[1] + 1]
+        full = model(input_ids=first, attention_mask=torch.cat([mask, torch.ones_like(mask[:, :1])], 1),
+                     use_cache=False).logits[:, -1]
+    assert (out.logits[1] - full).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("name", ["nystrom", "smyrf"])

@@ -93,7 +93,7 @@ def _options_for(module, method):
 
 def _padding_and_causality(module, mask, B, N, M):
     """(key_keep [B, M] or None, causal) from transformers' boolean mask [B or 1, 1, N, M] or None."""
-    causal = bool(getattr(module, "is_causal", False)) and N > 1
+    causal = bool(getattr(module, "is_causal", False))  # decoding too: the queries keep their positions
     if mask is None:
         return None, causal
     if mask.dtype != torch.bool or mask.dim() != 4:
