@@ -9,7 +9,13 @@
 // 1/out pixel; bilinear: D = 2*out, weights from src = ((2i+1)*in - out) / (2*out)). The two
 // separable passes accumulate in int64 (at most 255 * D_h * D_w < 2^59 for sides <= 2^24) and the
 // sum is rounded half up once: (2*acc + D) / (2*D).
-// Tested by tests/light/test_image_folder.cpp.
+//
+// Before stb sees a file, container_problem() accepts only PNG and JPEG by their signatures, and
+// checks a PNG the way libpng would: every chunk's CRC, IHDR first, and the image data inflated by
+// zlib to completion within the size IHDR implies. stb's own inflater reads past the end of a
+// truncated stream as zeros and grows its buffer without bound (a fuzzer's 471-byte file made it ask
+// for 2 GiB: tests/fuzz/regressions/image/).
+// Tested by tests/light/test_image_folder.cpp and the fuzz target tests/fuzz/fuzz_image.cpp.
 #include "datasets/image_io.h"
 
 #include <fmt/format.h>

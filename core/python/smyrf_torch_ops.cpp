@@ -55,12 +55,16 @@ struct Call {
   at::Generator generator;
 };
 
+std::unique_ptr<AttentionMethod> method_of(const std::string& method_json) {
+  const nlohmann::json options =
+      parse_json(method_json, {"smyrf operator: the method options", R"(pass them like '{"method": "smyrf"}')", true});
+  return make_attention(options, "options", "smyrf operator");
+}
+
 Call make_call(const Tensor& q_BHND, const Tensor& k_BHMD, const Tensor& v_BHME, const OptionalTensor& key_keep_BM,
                const OptionalTensor& query_keep_BN, bool causal, double scale, bool training,
                const std::string& method_json, int64_t seed, const OptionalTensor& generator_state) {
-  const nlohmann::json options =
-      parse_json(method_json, {"smyrf operator: the method options", R"(pass them like '{"method": "smyrf"}')", true});
-  Call call{{}, make_attention(options, "options", "smyrf operator"),
+  Call call{{}, method_of(method_json),
             at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed))};
   if (generator_state) call.generator.set_state(generator_state->cpu());
   call.inputs.q_BHND = q_BHND;
@@ -137,11 +141,7 @@ std::string methods() {
 }
 
 std::string resolve(const std::string& method_json) {
-  return with_python_errors([&] {
-    const Call call = make_call(at::empty({0}), at::empty({0}), at::empty({0}), std::nullopt, std::nullopt, false,
-                                0.0, false, method_json, 0, std::nullopt);
-    return call.method->options_json().dump();
-  });
+  return with_python_errors([&] { return method_of(method_json)->options_json().dump(); });
 }
 
 }  // namespace

@@ -54,7 +54,17 @@ class Id {
   Closer closer_ = nullptr;
 };
 
-void silence_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+// Before the first file of the process: HDF5's exit-time cleanup off (every file is closed by its
+// H5File; a close that failed on a full disk left the file in HDF5's tables, and the cleanup then
+// crashed flushing it again), and its error stack silent (errors are thrown with their detail).
+void prepare_hdf5() {
+  static const bool once = [] {
+    H5dont_atexit();  // only has an effect before the library initialises, hence first
+    return true;
+  }();
+  (void)once;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 herr_t collect_innermost(unsigned /*n*/, const H5E_error2_t* err, void* out) {
   // The downward walk ends at the innermost frame, which carries the specific cause
@@ -191,7 +201,7 @@ void H5File::close() {
 }
 
 H5File H5File::create(const std::string& path) {
-  silence_hdf5_errors();
+  prepare_hdf5();
   Id fapl = make_fapl();
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) {
@@ -202,7 +212,7 @@ H5File H5File::create(const std::string& path) {
 }
 
 H5File H5File::open(const std::string& path, bool writable) {
-  silence_hdf5_errors();
+  prepare_hdf5();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     throw IoError(fmt::format("HDF5 file '{}' does not exist; check the path", path));

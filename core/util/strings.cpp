@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 
 #include "core/util/check.h"
 
@@ -109,13 +108,9 @@ int64_t parse_byte_size(const std::string& text, const std::string& what) {
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   std::string unit = text.substr(digits);
   std::transform(unit.begin(), unit.end(), unit.begin(), lower);
-  for (const char* suffix : {"ib", "b"})
-    if (unit.size() > 1 && unit.size() >= std::strlen(suffix) && unit.compare(unit.size() - std::strlen(suffix), std::string::npos, suffix) == 0) {
-      unit.resize(unit.size() - std::strlen(suffix));
-      break;
-    }
-  const std::string units = "kmgt";
-  const size_t power = unit.empty() ? 0 : units.find(unit) + 1;
+  if (unit.size() == 3 && unit.compare(1, 2, "ib") == 0) unit.resize(1);  // "MiB" -> "m"
+  if (unit.size() == 2 && unit[1] == 'b') unit.resize(1);                  // "MB" -> "m"
+  const size_t power = unit.empty() ? 0 : std::string("kmgt").find(unit) + 1;  // npos + 1 == 0: no unit
   const bool ok = digits > 0 && digits <= 12 && (unit.empty() || (unit.size() == 1 && power > 0));
   const int64_t value = ok ? std::stoll(text.substr(0, digits)) : 0;
   if (!ok || value <= 0 || value > (int64_t{1} << (62 - 10 * power)))

@@ -56,6 +56,11 @@ int run_command(const RunArgs& args, const CliEnvironment& environment) {
   return summary.failed > 0 ? 1 : 0;
 }
 
+struct ValidateArgs {
+  std::string config_path;
+  int64_t max_runs = kDefaultMaxRuns;
+};
+
 struct WorkerArgs {
   std::string config_path, run_id, result_path, output, progress;
   int threads = 0;
@@ -79,13 +84,13 @@ void add_experiment_commands(CLI::App& app, CommandTable& table, const CliEnviro
                   "limit each worker's memory (e.g. 512M, 4G); a run that needs more fails, naming the limit");
   table.add(run, [run_args, environment] { return run_command(*run_args, environment); });
 
-  auto validate_args = std::make_shared<std::pair<std::string, int64_t>>("", kDefaultMaxRuns);
+  auto validate_args = std::make_shared<ValidateArgs>();
   auto* validate = app.add_subcommand("validate", "Check a config: every run expanded and validated, nothing run");
-  validate->add_option("config", validate_args->first, "experiment config (JSON)")->required();
-  validate->add_option("--max-runs", validate_args->second, "refuse sweeps of more runs than this")->capture_default_str();
+  validate->add_option("config", validate_args->config_path, "experiment config (JSON)")->required();
+  validate->add_option("--max-runs", validate_args->max_runs, "refuse sweeps of more runs than this")->capture_default_str();
   table.add(validate, [validate_args] {
-    const std::string& config = validate_args->first;
-    const ExperimentPlan plan = plan_experiment(config, std::nullopt, std::nullopt, validate_args->second);
+    const std::string& config = validate_args->config_path;
+    const ExperimentPlan plan = plan_experiment(config, std::nullopt, std::nullopt, validate_args->max_runs);
     fmt::print("{}: OK — pipeline {}, {} runs, results to {}\n", config, plan.pipeline,
                plan.experiment.runs.size(), plan.output_path);
     return 0;

@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
-#include <hdf5.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -60,10 +59,6 @@ int main(int argc, char** argv) {
   // another first-step loss (and a killed-and-resumed run diverged, tests/test_finetune.cpp); with
   // MKL_DYNAMIC=FALSE 12 of 12 agreed. Set before the first BLAS call; a user's own setting wins.
   setenv("MKL_DYNAMIC", "FALSE", /*overwrite=*/0);
-  // Every HDF5 file is closed by its H5File (core/util/hdf5_file.h). A close that failed (a full
-  // disk) leaves the file in HDF5's tables, and its exit-time cleanup then crashed flushing it
-  // again; without that cleanup a failed write ends with its error message and exit code.
-  H5dont_atexit();
   try {
     return main_impl(argc, argv);
   } catch (const smyrf::ConfigError& e) {

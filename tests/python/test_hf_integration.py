@@ -13,6 +13,7 @@
    variant (nystrom, smyrf) are refused with their reason.
 Padded positions are not compared (padded query rows are zeros on purpose: smyrf_torch/hf.py).
 """
+import contextlib
 import json
 
 import numpy as np
@@ -123,7 +124,7 @@ def llama(path, attn_implementation):
 def run(path, attn_implementation, ids, mask, **options):
     model = llama(path, attn_implementation)
     method = NAMES.get(attn_implementation)
-    context = smyrf_torch.attention_options(**{method: options}) if method else torch.no_grad()
+    context = smyrf_torch.attention_options(**{method: options}) if method else contextlib.nullcontext()
     with torch.no_grad(), context:
         logits = model(input_ids=ids, attention_mask=mask).logits
         tokens = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False)
