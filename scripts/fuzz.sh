@@ -7,12 +7,12 @@
 #                                        build-fuzz/artifacts/TARGET/
 #   scripts/fuzz.sh --smoke [SECONDS]    every target for SECONDS (default 5) from its seed corpus (CI)
 #   scripts/fuzz.sh --list               the targets
-# Targets (tests/fuzz/fuzz_<target>.cpp): config tokenizer glue imdb image results.
+# Targets (tests/fuzz/fuzz_<target>.cpp): config tokenizer glue imdb image results safetensors captured.
 # A crash exits non-zero; put its input in tests/fuzz/regressions/TARGET/ with the fix, so ctest
 # (FuzzReplay.TARGET) keeps it fixed in the normal build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(config tokenizer glue imdb image results)
+TARGETS=(config tokenizer glue imdb image results safetensors captured)
 BUILD_DIR="${SMYRF_FUZZ_BUILD_DIR:-build-fuzz}"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }

@@ -1,12 +1,6 @@
-// SafetensorsFile: reads a Hugging Face `.safetensors` file and trusts nothing in it.
-//
-// Format (https://huggingface.co/docs/safetensors): 8-byte little-endian header length n, n bytes of
-// UTF-8 JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
-// then the byte buffer; offsets are relative to the buffer's start. open() refuses a file that lies:
-// a header longer than the file, JSON that is malformed or not an object, a duplicate or empty name,
-// an unknown dtype, a negative or non-integer shape, offsets out of order, past the buffer, or whose
-// length differs from shape × dtype size, tensors that overlap, or bytes that no tensor covers.
-// Every error is an IoError naming the file, the tensor and what was wrong.
+// SafetensorsFile: a `.safetensors` file read and checked by read_safetensors
+// (core/util/safetensors_reader.h, which says what is refused), with its tensors as LibTorch tensors;
+// and write_safetensors, its inverse.
 // Tested by tests/test_models.cpp (crafted files) and, on real weights, tests/python/test_bert_parity.py.
 #pragma once
 
@@ -17,30 +11,24 @@
 #include <string>
 #include <vector>
 
-namespace smyrf {
+#include "core/util/safetensors_reader.h"
 
-struct SafetensorsEntry {
-  std::string dtype;           // "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
-  std::vector<int64_t> shape;  // row-major
-  uint64_t begin = 0, end = 0; // byte range within the data buffer
-};
+namespace smyrf {
 
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);
 
   const std::string& path() const { return path_; }
-  const std::map<std::string, SafetensorsEntry>& entries() const { return entries_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  const std::map<std::string, SafetensorsEntry>& entries() const { return contents_.entries; }
+  const std::map<std::string, std::string>& metadata() const { return contents_.metadata; }
+  bool contains(const std::string& name) const { return contents_.entries.count(name) != 0; }
   // A copy of the tensor in its stored dtype (on the CPU). Unknown name: IoError listing a close one.
   at::Tensor tensor(const std::string& name) const;
 
  private:
   std::string path_;
-  std::vector<char> data_;  // the byte buffer (after the header)
-  std::map<std::string, SafetensorsEntry> entries_;
-  std::map<std::string, std::string> metadata_;
+  SafetensorsContents contents_;
 };
 
 // Writes tensors (contiguous CPU copies, any supported dtype) as a safetensors file; used by tests

@@ -683,6 +683,23 @@ void H5File::write_array(const std::string& path, const std::vector<float>& data
 
 namespace {
 
+// A dataset's header can claim any extent: a chunked dataset whose chunks were never written costs
+// nothing on disk, yet reading it would allocate the whole extent. So an extent whose element count
+// overflows, or that needs more than 1024 times the bytes the file stores for it (beyond a first
+// MiB; no compression that we or h5py use comes near that), is refused before anything is allocated.
+size_t checked_element_count(hid_t dset, const std::vector<hsize_t>& extent, size_t element_bytes,
+                             const std::string& file, const std::string& path) {
+  constexpr uint64_t kMaxElements = uint64_t{1} << 40;
+  uint64_t count = 1;
+  for (hsize_t d : extent) count = (d != 0 && count > kMaxElements / d) ? kMaxElements + 1 : count * d;
+  const uint64_t stored = H5Dget_storage_size(dset);
+  if (count > kMaxElements || count * element_bytes > 1024 * stored + (uint64_t{1} << 20))
+    throw IoError(fmt::format("dataset '{}' in HDF5 file '{}' claims {} elements but the file stores only {} bytes "
+                              "for it: the file is damaged or was not written by smyrf; delete it and re-run",
+                              absolute(path), file, count > kMaxElements ? "over 2^40" : std::to_string(count), stored));
+  return static_cast<size_t>(count);
+}
+
 template <typename T>
 H5Array<T> read_numeric(const H5File& file, hid_t file_id, const std::string& path, hid_t mem_type) {
   Id dset(H5Dopen2(file_id, absolute(path).c_str(), H5P_DEFAULT), H5Dclose);
@@ -700,12 +717,9 @@ H5Array<T> read_numeric(const H5File& file, hid_t file_id, const std::string& pa
   int rank = H5Sget_simple_extent_ndims(space.get());
   std::vector<hsize_t> extent(static_cast<size_t>(std::max(rank, 0)));
   H5Sget_simple_extent_dims(space.get(), extent.data(), nullptr);
+  const size_t count = checked_element_count(dset.get(), extent, sizeof(T), file.path(), path);
   H5Array<T> out;
-  size_t count = 1;
-  for (hsize_t d : extent) {
-    out.dims.push_back(static_cast<int64_t>(d));
-    count *= static_cast<size_t>(d);
-  }
+  out.dims.assign(extent.begin(), extent.end());
   out.data.resize(count);
   if (count > 0 && H5Dread(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data.data()) < 0) {
     throw IoError(fmt::format("cannot read dataset '{}' in HDF5 file '{}' ({}); if the file is damaged, delete it "
@@ -761,6 +775,7 @@ H5Array<uint8_t> H5File::read_array_u8(const std::string& path, int64_t first_ro
     throw Error(fmt::format("cannot read rows [{}, {}) of dataset '{}' in HDF5 file '{}': it has {} rows", first_row,
                             first_row + row_count, absolute(path), path_, rows));
   }
+  checked_element_count(dset.get(), std::vector<hsize_t>(dims.begin(), dims.end()), 1, path_, path);
   H5Array<uint8_t> out;
   out.dims = dims;
   out.dims[0] = row_count;
@@ -862,7 +877,8 @@ std::vector<H5Column> H5File::read_table(const std::string& path) const {
               columns[m].is_string ? string_type.get() : H5T_NATIVE_DOUBLE);
   }
   Id space(H5Dget_space(dset.get()), H5Sclose);
-  const size_t rows = static_cast<size_t>(H5Sget_simple_extent_npoints(space.get()));
+  const size_t rows = checked_element_count(dset.get(), {static_cast<hsize_t>(H5Sget_simple_extent_npoints(space.get()))},
+                                            std::max<size_t>(H5Tget_size(file_type.get()), 1), path_, path);
   const size_t record_bytes = kMemberBytes * static_cast<size_t>(members);
   std::vector<unsigned char> buf(rows * record_bytes);
   if (rows > 0 && members > 0) {

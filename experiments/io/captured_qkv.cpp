@@ -5,16 +5,13 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <optional>
 
 #include "core/util/check.h"
-#include "core/util/strings.h"
+#include "experiments/io/captured_group.h"
 #include "experiments/io/tensor_h5.h"
 
 namespace smyrf {
 namespace {
-
-constexpr const char* kFormat = "smyrf-captured-qkv";
 
 H5File create_partial(const std::string& path, const std::string& partial_path) {
   if (const auto parent = std::filesystem::path(path).parent_path(); !parent.empty())
@@ -27,7 +24,7 @@ H5File create_partial(const std::string& path, const std::string& partial_path) 
 CapturedQkvWriter::CapturedQkvWriter(const std::string& path, const std::map<std::string, std::string>& root_strings,
                                      const std::map<std::string, int64_t>& root_integers)
     : path_(path), partial_path_(path + ".partial"), file_(create_partial(path, partial_path_)) {
-  file_.set_attr("/", "format", kFormat);
+  file_.set_attr("/", "format", kCapturedQkvFormat);
   for (const auto& [name, value] : root_strings) file_.set_attr("/", name, value);
   for (const auto& [name, value] : root_integers) file_.set_attr("/", name, value);
 }
@@ -56,29 +53,18 @@ void CapturedQkvWriter::commit() {
 
 AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
                                   const std::string& source) {
-  if (!std::filesystem::exists(path))
-    throw IoError(fmt::format("{}: names the captured-QKV file '{}', which does not exist; write it with the capture "
-                              "pipeline or fix the path", source, path));
-  const H5File file = H5File::open(path, /*writable=*/false);
-  if (file.attr_string("/", "format") != std::optional<std::string>(kFormat))
-    throw IoError(fmt::format("'{}' is not a captured-QKV file (root attribute format = \"{}\" is missing); see "
-                              "results/README.md", path, kFormat));
-  const std::string g = "/" + group;
-  if (!file.is_group(g))
-    throw ConfigError(fmt::format("{}: names group '{}', which is not a group of '{}'; groups: {}", source,
-                                  group, path, join(file.children("/"), ", ")));
-  for (const char* name : {"q", "k", "v"})
-    if (!file.is_dataset(g + "/" + name))
-      throw IoError(fmt::format("'{}': group '{}' has no dataset '{}' (need q [B,H,N,D], k [B,H,M,D], v [B,H,M,E])",
-                                path, group, name));
+  const CapturedGroup g = read_captured_group(path, group, source);
+  auto tensor_of = [](const H5Array<double>& a) {
+    return at::tensor(a.data, at::TensorOptions().dtype(at::kDouble)).view(a.dims);
+  };
   AttentionInputs in;
-  in.q_BHND = read_tensor(file, g + "/q", dtype);
-  in.k_BHMD = read_tensor(file, g + "/k", dtype);
-  in.v_BHME = read_tensor(file, g + "/v", dtype);
-  if (file.is_dataset(g + "/key_keep")) in.key_keep_BM = read_tensor(file, g + "/key_keep").ne(0);
-  if (file.is_dataset(g + "/query_keep")) in.query_keep_BN = read_tensor(file, g + "/query_keep").ne(0);
-  in.causal = file.attr_int(g, "causal").value_or(0) != 0;
-  in.scale = file.attr_double(g, "scale").value_or(0.0);
+  in.q_BHND = tensor_of(g.q).to(dtype);
+  in.k_BHMD = tensor_of(g.k).to(dtype);
+  in.v_BHME = tensor_of(g.v).to(dtype);
+  if (g.key_keep) in.key_keep_BM = tensor_of(*g.key_keep).ne(0);
+  if (g.query_keep) in.query_keep_BN = tensor_of(*g.query_keep).ne(0);
+  in.causal = g.causal;
+  in.scale = g.scale;
   return in;
 }
 

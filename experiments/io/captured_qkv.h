@@ -39,8 +39,9 @@ class CapturedQkvWriter {
   int64_t groups_ = 0;
 };
 
-// Q/K/V (and padding masks, causal flag, scale) of one group, in `dtype`. Missing file or dataset:
-// IoError; unknown group: ConfigError listing the groups. `source` names the config (or command).
+// Q/K/V (and padding masks, causal flag, scale) of one group, in `dtype`, read and checked by
+// read_captured_group (captured_group.h, which says what is refused). `source` names the config
+// (or command).
 AttentionInputs load_captured_qkv(const std::string& path, const std::string& group, at::ScalarType dtype,
                                   const std::string& source);
 

@@ -70,10 +70,32 @@ def results():
     seed("results", "config_broken", bytes([0, 0, 1, 1, 0, 2, 0, 2]))
 
 
+def safetensors():
+    import struct
+    data = struct.pack("<6f", 0.5, -1.0, 2.0, 0.25, 3.0, -0.5) + struct.pack("<2q", 7, -7) + bytes([1, 0])
+    header = {"__metadata__": {"format": "pt"},
+              "encoder.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+              "ids": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]},
+              "mask": {"dtype": "BOOL", "shape": [2, 1], "data_offsets": [40, 42]}}
+    text = json.dumps(header).encode()
+    seed("safetensors", "three_tensors", text + SEP + data)  # the target adds the length prefix
+    seed("safetensors", "empty", b"{}" + SEP)
+    seed("safetensors", "raw_file", struct.pack("<Q", len(text)) + text + data)  # no separator: the whole file
+
+
+def captured():
+    seed("captured", "unchanged", b"")
+    seed("captured", "q_reshaped", bytes([2, 4, 3, 1, 2, 5]))  # /g/q as [1, 2, 5]
+    seed("captured", "scale_nan", bytes([1, 2, 1, 7]))  # /g attr scale = NaN
+    seed("captured", "k_sparse", bytes([3, 6, 2, 20, 20, 0]))  # /g/k chunked, 2^20 x 2^20 x 1, never written
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     configs()
     tokenizers()
     datasets()
     results()
+    safetensors()
+    captured()
     print(sorted(str(p.relative_to(OUT)) for p in OUT.rglob("*") if p.is_file()))
