@@ -5,13 +5,19 @@
 //   DiskFullDuringAResultsWriteKeepsTheFile     a full tmpfs during a results update: exit 3 naming the
 //                                               path and "No space left on device"; the file as before;
 //                                               a re-run with space completes
+//   DiskFullDuringACheckpointWriteKeepsThePreviousOne
+//                                               a tmpfs with room for 1.5 checkpoints: the second
+//                                               fails naming the file and the cause, the first is
+//                                               intact, a re-run resumes from it to the same results
 //   AWorkerOverItsMemoryLimitFailsNamingIt      --worker-memory: the run that needs more fails naming
 //                                               the limit, the other run completes
 //   SigkillAtRandomMomentsLosesNothing          SIGKILL at 50 random moments of a sweep (results-file
 //                                               updates included): after each the file opens, every
 //                                               completed run equals an uninterrupted run's, and the
 //                                               killed sweep's lock does not block the next one
-// The first two mount a small tmpfs in a private mount namespace (unshare -m), which needs root or
+//   SigkillInsideResultsUpdatesLosesNothing     50 SIGKILLs aimed inside results-file updates (while
+//                                               the update's temporary copy exists): the same checks
+// The disk tests mount a small tmpfs in a private mount namespace (unshare -m), which needs root or
 // CAP_SYS_ADMIN; without it they are skipped, saying so.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -111,6 +117,57 @@ cp {0}/mnt/r.h5 {0}/final.h5
   for (const auto& [id, run] : final_runs) EXPECT_EQ(run.status, "complete") << id;
 }
 
+// GLUE fine-tuning (glue_tiny, SST-2 only, 4 steps) with a checkpoint after every step, kept in a
+// tmpfs that holds one and a half checkpoints: the first fits, the second (written beside the first
+// before replacing it) does not. The run fails naming the file and the cause; the first checkpoint
+// is intact and no half-written copy is left; with space again, the re-run resumes from it and ends
+// with the uninterrupted run's results.
+TEST(Faults, DiskFullDuringACheckpointWriteKeepsThePreviousOne) {
+  SKIP_WITHOUT_MOUNT_NAMESPACE();
+  const fs::path dir = fresh_dir("faults_ckpt");
+  fs::create_directories(dir / "mnt");
+  const std::string config = test::smoke_config(
+      dir, "glue_tiny",
+      {{"model", {{"path", test::repo_path("models/all-MiniLM-L6-v2")}}},
+       {"data", {{"dir", test::repo_path("tests/data/glue")}}},
+       {"sweep", {{"data.task", {"sst2"}}}},
+       {"train", {{"epochs", 1}, {"checkpoint_every", 1}, {"keep_checkpoint", true}}},
+       {"output", {{"checkpoints", (dir / "mnt" / "ckpts").string()}}}});
+  const std::string script = fmt::format(R"(set -e
+{1} run --no-progress {2} --output {0}/reference.h5 > {0}/reference.log 2>&1
+size=$(du -sb {0}/mnt/ckpts/*/ckpt | cut -f1)
+rm -rf {0}/mnt/ckpts
+mount -t tmpfs -o size=$((size * 3 / 2)) tmpfs {0}/mnt
+set +e
+{1} run --no-progress {2} --output {0}/r.h5 > {0}/full.log 2>&1; echo $? > {0}/full.rc
+cp {0}/r.h5 {0}/failed.h5
+find {0}/mnt > {0}/left.txt
+mount -o remount,size=$((size * 4)) {0}/mnt
+{1} run --no-progress {2} --output {0}/r.h5 > {0}/final.log 2>&1; echo $? > {0}/final.rc
+)",
+                                         dir.string(), SMYRF_CLI_PATH, config);
+  test::write_file(dir / "ckpt.sh", script);
+  const auto r = run_shell(fmt::format("unshare -m sh {}/ckpt.sh", dir.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output << read_text_file((dir / "reference.log").string(), "test output");
+  auto text = [&](const char* name) { return read_text_file((dir / name).string(), "test output"); };
+  const std::string full_log = text("full.log");
+  EXPECT_EQ(text("full.rc"), "1\n") << full_log;
+  EXPECT_NE(full_log.find("No space left on device"), std::string::npos) << full_log;
+  EXPECT_NE(full_log.find((dir / "mnt" / "ckpts").string()), std::string::npos) << full_log;
+  EXPECT_EQ(text("left.txt").find("ckpt.tmp"), std::string::npos) << "a half-written checkpoint was left:\n"
+                                                                    << text("left.txt");
+  EXPECT_NE(text("left.txt").find("/ckpt/state.json"), std::string::npos) << text("left.txt");
+  const auto failed = stored_runs((dir / "failed.h5").string());
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed.begin()->second.status, "failed");
+  const std::string final_log = text("final.log");
+  EXPECT_EQ(text("final.rc"), "0\n") << final_log;
+  const auto final_runs = stored_runs((dir / "r.h5").string());
+  ASSERT_EQ(final_runs.size(), 1u);
+  EXPECT_EQ(final_runs.begin()->second.result.metrics.at("resumed_from_step").value, 1.0) << final_log;
+  test::expect_same_results((dir / "reference.h5").string(), (dir / "r.h5").string());
+}
+
 TEST(Faults, AWorkerOverItsMemoryLimitFailsNamingIt) {
   const fs::path dir = fresh_dir("faults_memory");
   // dense at N = 6000 needs 2 x 2 x 6000^2 float32 scores (576 MB) at once; smyrf needs little
@@ -171,6 +228,64 @@ TEST(Faults, SigkillAtRandomMomentsLosesNothing) {
   ASSERT_EQ(run_cli(fmt::format("run --no-progress {} --output {}", config, out)).exit_code, 0);
   test::expect_same_results(reference, out);
   std::cout << "SIGKILL test: 50 kills, " << completions << " sweeps finished between kills\n";
+}
+
+// Kills aimed at results-file updates: the test watches the output folder and kills the runner a
+// random 0-3 ms after the temporary copy of one of its updates appears (a random one of the sweep's
+// updates, so kills fall across mark-running and completion updates alike). A kill counts as inside
+// an update when the copy is still there after the runner died. After each: the file opens, every
+// completed run equals the uninterrupted reference, and the next run starts despite the leftover.
+TEST(Faults, SigkillInsideResultsUpdatesLosesNothing) {
+  const fs::path dir = fresh_dir("faults_kill_update");
+  const std::string config = test::smoke_config(dir, "fidelity_tiny");
+  const std::string reference = (dir / "reference.h5").string(), out = (dir / "killed.h5").string();
+  ASSERT_EQ(run_cli(fmt::format("run --no-progress {} --output {}", config, reference)).exit_code, 0);
+  const auto expected = stored_runs(reference);
+  auto temporary_copy_exists = [&] {
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().filename().string().rfind("killed.h5.tmp-", 0) == 0) return true;
+    return false;
+  };
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> skip(0, 2 * static_cast<int>(expected.size()) - 1), delay_us(0, 3000);
+  int inside = 0, attempts = 0;
+  for (; inside < 50 && attempts < 400; ++attempts) {
+    const pid_t pid = test::start_run_in_background(config, out);
+    ASSERT_GT(pid, 0);
+    // wait for the (skip+1)-th temporary copy of this runner, or its end
+    int seen = 0, status = 0;
+    const int target = skip(rng);
+    bool was_present = temporary_copy_exists(), exited = false;  // a dead runner's copy is not this one's
+    while (!exited) {
+      const bool present = temporary_copy_exists();
+      if (present && !was_present && seen++ == target) break;
+      was_present = present;
+      exited = waitpid(pid, &status, WNOHANG) == pid;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    if (exited) {  // the sweep finished first: start another
+      fs::remove(out);
+      continue;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    ::kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    if (temporary_copy_exists()) ++inside;
+    if (!fs::exists(out)) continue;      // killed while the file was being created
+    const auto runs = stored_runs(out);  // the file opens
+    for (const auto& [id, run] : runs) {
+      if (run.status != "complete") continue;
+      ASSERT_TRUE(expected.count(id)) << id;
+      for (const char* name : {"rel_fro_error", "max_abs_error", "mean_row_cosine"})
+        EXPECT_EQ(run.result.metrics.at(name).value, expected.at(id).result.metrics.at(name).value)
+            << "attempt " << attempts << ": " << id;
+    }
+  }
+  EXPECT_GE(inside, 50) << "only " << inside << " of " << attempts << " kills landed inside an update";
+  ASSERT_EQ(run_cli(fmt::format("run --no-progress {} --output {}", config, out)).exit_code, 0);
+  test::expect_same_results(reference, out);
+  EXPECT_FALSE(temporary_copy_exists()) << "the dead runners' copies were not cleaned up";
+  std::cout << "SIGKILL inside updates: " << inside << " of " << attempts << " kills inside an update\n";
 }
 
 }  // namespace

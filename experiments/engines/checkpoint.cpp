@@ -5,11 +5,11 @@
 #include <torch/cuda.h>
 #include <torch/serialize/archive.h>
 
-#include <fstream>
 #include <map>
 #include <mutex>
 
 #include "core/util/check.h"
+#include "core/util/file_writer.h"
 #include "core/util/json_options.h"
 #include "core/util/json_parse.h"
 #include "core/util/text_file.h"
@@ -66,11 +66,14 @@ void write_checkpoint(const fs::path& run_dir, const json& identity, const json&
   const fs::path tmp = run_dir / "ckpt.tmp", current = run_dir / "ckpt", old = run_dir / "ckpt.old";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  fill(tmp);
-  {
-    std::ofstream out(tmp / "state.json");
-    out << json{{"identity", identity}, {"state", state}}.dump(1);
-    if (!out) throw IoError(fmt::format("cannot write checkpoint '{}'", (tmp / "state.json").string()));
+  try {
+    fill(tmp);
+    write_whole_file((tmp / "state.json").string(), json{{"identity", identity}, {"state", state}}.dump(1),
+                     "checkpoint file");
+  } catch (...) {
+    std::error_code ignored;  // a half-written copy only takes space (a full disk's, perhaps)
+    fs::remove_all(tmp, ignored);
+    throw;
   }
   // A crash at any point leaves ckpt or ckpt.old complete.
   fs::remove_all(old);

@@ -9,9 +9,11 @@
 #include <torch/serialize/archive.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "core/models/module_state.h"
 #include "core/models/safetensors.h"
+#include "core/util/file_writer.h"
 #include "experiments/engines/checkpoint.h"
 #include "experiments/runner/interrupt.h"
 
@@ -80,7 +82,10 @@ void save_parts(const fs::path& dir, const TrainingParts& parts, const at::Devic
     archive.write(name, optimizer_archive);
   }
   save_generators(archive, all_generators(parts, device));
-  archive.save_to((dir / "optimizers.pt").string());
+  // Through a FileWriter, so that a full disk is reported as such (LibTorch's writer only says "failed").
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_whole_file((dir / "optimizers.pt").string(), bytes.str(), "checkpoint file");
 }
 
 void load_parts(const fs::path& dir, const TrainingParts& parts, const at::Device& device) {
