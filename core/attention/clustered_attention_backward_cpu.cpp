@@ -13,7 +13,8 @@
 // Padded query rows of S and dS are zeroed, so they add nothing to dV_c and dK_c. Queries whose
 // merged lse is -inf (no real key in any hash) are skipped: their output is the constant 0.
 // The work is spread like the forward's (for_each_cluster_range): a thread owns whole rows, or the
-// disjoint tokens of one hash's clusters, so the adds into dq/dk/dv need no atomics.
+// disjoint tokens of one hash's clusters, so the adds into dq/dk/dv need no atomics (clusters whose
+// keys repeat, ClusteredCall::shared_keys, are only ever split by rows).
 // Tested by tests/test_smyrf_backward.cpp against the LibTorch twin's gradients, float64 finite
 // differences and dense attention at one cluster, for every instruction set.
 #include "core/attention/clustered_attention_cpu.h"
@@ -257,8 +258,10 @@ void clustered_attention_backward_cpu(const at::Tensor& q_RND, const at::Tensor&
                                    dk_RMD.data_ptr<scalar_t>(),
                                    dv_RME.data_ptr<scalar_t>()};
     const auto fn = backward_fn(isa, scalar_t());
-    for_each_cluster_range(R, a.n_hashes, a.L, [&](int64_t r0, int64_t r1, int64_t h0, int64_t h1, int64_t c0,
-                                                   int64_t c1) { fn(a, t, r0, r1, h0, h1, c0, c1); });
+    for_each_cluster_range(
+        R, a.n_hashes, a.L,
+        [&](int64_t r0, int64_t r1, int64_t h0, int64_t h1, int64_t c0, int64_t c1) { fn(a, t, r0, r1, h0, h1, c0, c1); },
+        /*split_clusters=*/!call.shared_keys);
   });
 }
 

@@ -47,6 +47,9 @@ struct ClusteredCall {
   double dropout = 0.0;        // attention dropout probability (0: none)
   uint64_t dropout_seed = 0;   // keys the counter-based draws (clustered_kernel_parts.h)
   KernelIsa isa = KernelIsa::kBest;
+  // A key may sit in several clusters of one hash (causal routing, core/lsh/causal_clusters.h): the
+  // backward then gives each thread whole rows, so that no two threads add into the same key's dk/dv.
+  bool shared_keys = false;
 };
 
 // Every token < N must appear exactly once among each hash's query slots (balanced_slots gives

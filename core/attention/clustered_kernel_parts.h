@@ -326,11 +326,11 @@ inline uint32_t dropout_threshold(double p) {
 // rows, one at a time from a shared counter (a thread slowed down by another process takes fewer
 // rows instead of holding everyone up at the end; no barrier between hashes, and a row's data stay
 // in cache from one hash to the next); otherwise the clusters of each (row, hash) are split over
-// the threads.
+// the threads. split_clusters false: whole rows always (clusters that share keys, ClusteredCall).
 template <class Fn>
-void for_each_cluster_range(int64_t R, int64_t n_hashes, int64_t L, const Fn& fn) {
+void for_each_cluster_range(int64_t R, int64_t n_hashes, int64_t L, const Fn& fn, bool split_clusters = true) {
   const int64_t threads = at::get_num_threads();
-  if (R >= threads && (R % threads == 0 || R >= 4 * threads)) {
+  if (!split_clusters || (R >= threads && (R % threads == 0 || R >= 4 * threads))) {
     std::atomic<int64_t> next_row{0};
     at::parallel_for(0, threads, 1, [&](int64_t w0, int64_t w1) {
       for (int64_t worker = w0; worker < w1; ++worker)

@@ -6,13 +6,16 @@
 #include <fmt/format.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cmath>
 #include <limits>
 #include <tuple>
 #include <utility>
 
 #include "core/attention/clustered_attention_cpu.h"
+#include "core/attention/local.h"
 #include "core/lsh/asymmetric_transform.h"
 #include "core/lsh/balanced_clusters.h"
+#include "core/lsh/causal_clusters.h"
 #include "core/lsh/projection_hash.h"
 #include "core/util/check.h"
 #include "core/util/json_options.h"
@@ -94,6 +97,7 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
     ctx->saved_data["dropout"] = call.dropout;
     ctx->saved_data["dropout_seed"] = static_cast<int64_t>(call.dropout_seed);
     ctx->saved_data["isa"] = static_cast<int64_t>(call.isa);
+    ctx->saved_data["shared_keys"] = call.shared_keys;
     return {out_RNE, lse_RN};
   }
 
@@ -114,6 +118,7 @@ class FusedClusteredAttention : public torch::autograd::Function<FusedClusteredA
     call.dropout = ctx->saved_data["dropout"].toDouble();
     call.dropout_seed = static_cast<uint64_t>(ctx->saved_data["dropout_seed"].toInt());
     call.isa = static_cast<KernelIsa>(ctx->saved_data["isa"].toInt());
+    call.shared_keys = ctx->saved_data["shared_keys"].toBool();
     // dO is read through its strides: the expanded gradient of a sum is not copied
     const at::Tensor dout_RNE = grads[0].defined() ? grads[0] : at::zeros_like(out_RNE);
     const at::Tensor dlse_RN = grads[1].defined() ? grads[1].contiguous() : at::Tensor();
@@ -135,6 +140,7 @@ SmyrfOptions SmyrfOptions::from_json(JsonReader& reader, bool asymmetric_transfo
   reader.get("q_cluster_size", o.q_cluster_size);
   reader.get("k_cluster_size", o.k_cluster_size);
   reader.get("dropout", o.dropout);
+  reader.get("block", o.block);
   reader.get_enum("mask_order", o.mask_order, kMaskOrderNames).get_enum("kernel", o.kernel, kKernelNames);
   const auto fail = [&](const char* key, const std::string& why) {
     throw ConfigError(fmt::format("{}: '{}.{}' {}", reader.source().empty() ? "config" : reader.source(),
@@ -146,6 +152,8 @@ SmyrfOptions SmyrfOptions::from_json(JsonReader& reader, bool asymmetric_transfo
   if (o.k_cluster_size && *o.k_cluster_size < 1)
     fail("k_cluster_size", fmt::format("must be >= 1 (keys per cluster), got {}", *o.k_cluster_size));
   if (!(o.dropout >= 0.0 && o.dropout < 1.0)) fail("dropout", fmt::format("must be in [0, 1), got {}", o.dropout));
+  if (o.block && *o.block < 1)
+    fail("block", fmt::format("must be >= 1 (positions per exact causal block), got {}", *o.block));
   return o;
 }
 
@@ -157,7 +165,7 @@ SmyrfAttention::SmyrfAttention(SmyrfOptions options) : options_(std::move(option
 
 Capabilities SmyrfAttention::capabilities() const {
   Capabilities caps;
-  caps.causal = false;  // clusters mix past and future tokens; the paper has no causal variant
+  caps.causal = true;  // by causal routing and exact blocks (smyrf.h), not by the paper's clusters
   caps.dropout = true;
   caps.lse = true;
   return caps;
@@ -180,10 +188,11 @@ nlohmann::json SmyrfAttention::options_json() const {
                       {"mask_order", enum_name(options_.mask_order, kMaskOrderNames)},
                       {"kernel", enum_name(options_.kernel, kKernelNames)}};
   j["k_cluster_size"] = options_.k_cluster_size ? nlohmann::json(*options_.k_cluster_size) : nlohmann::json();
+  j["block"] = options_.block ? nlohmann::json(*options_.block) : nlohmann::json();
   return j;
 }
 
-std::vector<std::string> SmyrfAttention::geometry_problems(int64_t N, int64_t M) const {
+std::vector<std::string> SmyrfAttention::geometry_problems(int64_t N, int64_t M, bool causal) const {
   std::vector<std::string> problems;
   const int64_t Cq = options_.q_cluster_size;
   if (Cq > N) problems.push_back(fmt::format("q_cluster_size {} is larger than the {} queries (use at most {})", Cq, N, N));
@@ -192,7 +201,7 @@ std::vector<std::string> SmyrfAttention::geometry_problems(int64_t N, int64_t M)
     const int64_t Ck = *options_.k_cluster_size;
     if (Ck > M) {
       problems.push_back(fmt::format("k_cluster_size {} is larger than the {} keys (use at most {})", Ck, M, M));
-    } else if (ceil_div(M, Ck) != L) {
+    } else if (!causal && ceil_div(M, Ck) != L) {  // causal runs of keys are not matched to query clusters
       problems.push_back(fmt::format(
           "q_cluster_size {} cuts {} queries into {} clusters but k_cluster_size {} cuts {} keys into {}; "
           "both must give the same number of clusters (leave k_cluster_size out to get {})",
@@ -203,7 +212,7 @@ std::vector<std::string> SmyrfAttention::geometry_problems(int64_t N, int64_t M)
 }
 
 ClusterGeometry SmyrfAttention::geometry(int64_t N, int64_t M) const {
-  const auto problems = geometry_problems(N, M);
+  const auto problems = geometry_problems(N, M, false);
   SMYRF_CHECK(problems.empty(), "{}: {}", name(), join(problems, "; "));
   ClusterGeometry g;
   g.n_clusters = ceil_div(N, options_.q_cluster_size);
@@ -218,11 +227,15 @@ ClusterGeometry SmyrfAttention::geometry(int64_t N, int64_t M) const {
 
 std::vector<std::string> SmyrfAttention::unsupported_reasons(const AttentionRequest& request) const {
   auto reasons = AttentionMethod::unsupported_reasons(request);
-  for (auto& p : geometry_problems(request.shape.n_queries, request.shape.n_keys)) reasons.push_back(p);
+  for (auto& p : geometry_problems(request.shape.n_queries, request.shape.n_keys, request.causal)) reasons.push_back(p);
+  if (request.causal && options_.dropout > 0)
+    reasons.push_back(fmt::format("dropout {} with causal masking: the exact blocks of causal calls have no dropout; "
+                                  "set dropout to 0", options_.dropout));
   return reasons;
 }
 
 AttentionCost SmyrfAttention::cost(const AttentionShape& s) const {
+  if (s.causal) return causal_cost(s);
   const ClusterGeometry g = geometry(s.n_queries, s.n_keys);
   // the fused kernels' buffers (CPU tensors); on other devices the twin runs, whose are larger
   return clustered_attention_cost(s, options_.n_hashes, g.n_clusters, g.q_cluster_size, g.k_cluster_size,
@@ -259,12 +272,12 @@ SmyrfClusters SmyrfAttention::cluster(const AttentionInputs& in, at::Generator& 
   return clusters;
 }
 
-AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Generator& generator) const {
+std::pair<at::Tensor, at::Tensor> SmyrfAttention::attend(const AttentionInputs& in, const at::Tensor& perm_q_RUN,
+                                                         const at::Tensor& perm_k_RUM, const ClusterGeometry& g,
+                                                         bool shared_keys, at::Generator& generator) const {
   const AttentionShape s = shape_of(in);
   const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, E = s.value_dim;
   const int64_t R = B * H;
-  const SmyrfClusters clusters = cluster(in, generator);
-  const ClusterGeometry& g = clusters.geometry;
   const bool as_released = options_.mask_order == MaskOrder::kAsReleased;
   const at::Tensor k_keep_flat = row_keep(in.key_keep_BM, B, H, M, g.padded_keys, as_released, in.q_BHND.options()).reshape({-1});
   const bool dropout = options_.dropout > 0 && in.training;
@@ -277,13 +290,14 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
   if (options_.kernel == SmyrfKernel::kFused && in.q_BHND.device().is_cpu()) {
     ClusteredCall call;
     if (in.key_keep_BM) call.key_keep_RM = k_keep_flat.view({R, g.padded_keys}).narrow(1, 0, M).contiguous();
-    call.perm_q_RUN = clusters.perm_q_RUN.contiguous();
-    call.perm_k_RUM = clusters.perm_k_RUM.contiguous();
+    call.perm_q_RUN = perm_q_RUN.contiguous();
+    call.perm_k_RUM = perm_k_RUM.contiguous();
     call.q_cluster_size = g.q_cluster_size;
     call.k_cluster_size = g.k_cluster_size;
     call.scale = in.scale;
     call.dropout = dropout ? options_.dropout : 0.0;
     call.dropout_seed = dropout_seed;
+    call.shared_keys = shared_keys;
     // head views of a projection (last dim contiguous) are read in place, not copied
     const auto rows = [](const at::Tensor& x) { return x.stride(3) == 1 ? x : x.contiguous(); };
     const auto outs = FusedClusteredAttention::apply(rows(in.q_BHND), rows(in.k_BHMD), rows(in.v_BHME), call);
@@ -298,8 +312,8 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
     t.k_flat = pad_tokens(in.k_BHMD.reshape({R, M, D}), g.padded_keys).reshape({R * g.padded_keys, D});
     t.v_flat = pad_tokens(in.v_BHME.reshape({R, M, E}), g.padded_keys).reshape({R * g.padded_keys, E});
     t.k_keep_flat = k_keep_flat;
-    t.perm_q_RUN = clusters.perm_q_RUN;
-    t.perm_k_RUM = clusters.perm_k_RUM;
+    t.perm_q_RUN = perm_q_RUN;
+    t.perm_k_RUM = perm_k_RUM;
     {
       at::NoGradGuard no_grad;  // un-sorting is a gather with the inverse permutation
       t.inverse_RUN = inverse_permutation(t.perm_q_RUN);
@@ -308,11 +322,103 @@ AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Gene
     out_RNE = out_RNE.narrow(1, 0, N);
     lse_RN = lse_RN.narrow(1, 0, N);
   }
+  return {out_RNE, lse_RN};
+}
+
+AttentionOutput SmyrfAttention::forward_impl(const AttentionInputs& in, at::Generator& generator) const {
+  if (in.causal) return causal_forward(in, generator);
+  const AttentionShape s = shape_of(in);
+  const SmyrfClusters clusters = cluster(in, generator);
+  const auto [out_RNE, lse_RN] = attend(in, clusters.perm_q_RUN, clusters.perm_k_RUM, clusters.geometry,
+                                        /*shared_keys=*/false, generator);
   AttentionOutput result;
-  result.out_BHNE = out_RNE.reshape({B, H, N, E});
-  result.lse_BHN = lse_RN.reshape({B, H, N});
+  result.out_BHNE = out_RNE.reshape({s.batch, s.heads, s.n_queries, s.value_dim});
+  result.lse_BHN = lse_RN.reshape({s.batch, s.heads, s.n_queries});
   result.cost = cost(s);
   return result;
+}
+
+int64_t SmyrfAttention::causal_block(int64_t N) const {
+  return std::min(options_.block.value_or(options_.q_cluster_size), std::max<int64_t>(N, 1));
+}
+
+namespace {
+
+// Step 1-2 of causal calls: the hashes' linear parts and, for smyrf, what the causal XBOX+ bound
+// needs (causal_clusters.h); the directions are drawn as in non-causal calls.
+CausalHashes causal_hashes(const at::Tensor& q_RND, const at::Tensor& k_RMD, int64_t n_hashes, bool asymmetric,
+                           at::Generator& generator) {
+  const int64_t D = q_RND.size(-1);
+  const at::Tensor dirs_UX = draw_directions(n_hashes, asymmetric ? D + 2 : D, generator);
+  CausalHashes h;
+  h.q_lin_RNU = projection_hash(q_RND, at::Tensor(), dirs_UX, 0);
+  h.k_lin_RMU = projection_hash(k_RMD, at::Tensor(), dirs_UX, 0);
+  if (asymmetric) {
+    h.q_norm2_RN = q_RND.to(at::kDouble).pow(2).sum(-1);
+    h.k_norm2_RM = k_RMD.to(at::kDouble).pow(2).sum(-1);
+    h.q_coef_U = dirs_UX.select(1, D + 1);
+    h.k_coef_U = dirs_UX.select(1, D);
+  }
+  return h;
+}
+
+}  // namespace
+
+AttentionOutput SmyrfAttention::causal_forward(const AttentionInputs& in, at::Generator& generator) const {
+  const AttentionShape s = shape_of(in);
+  const int64_t B = s.batch, H = s.heads, N = s.n_queries, E = s.value_dim, R = B * H;
+  SMYRF_CHECK(!(in.training && options_.dropout > 0), "{}: attention dropout is not supported with causal masking; "
+              "set dropout to 0", name());
+  const int64_t T = causal_block(N), U = options_.n_hashes;
+  ClusterGeometry g;
+  g.q_cluster_size = std::min(options_.q_cluster_size, N);
+  g.k_cluster_size = std::min(options_.k_cluster_size.value_or(options_.q_cluster_size), N);
+  CausalClusterLayout layout;
+  {
+    at::NoGradGuard no_grad;
+    const bool as_released = options_.mask_order == MaskOrder::kAsReleased;
+    const at::Tensor q_keep_RN = row_keep(in.query_keep_BN, B, H, N, N, as_released, in.q_BHND.options());
+    const at::Tensor k_keep_RN = row_keep(in.key_keep_BM, B, H, N, N, as_released, in.q_BHND.options());
+    const CausalHashes hashes = causal_hashes(in.q_BHND.reshape({R, N, -1}), in.k_BHMD.reshape({R, N, -1}), U,
+                                              options_.asymmetric_transform, generator);
+    layout = causal_clusters(hashes, q_keep_RN, k_keep_RN, T, g.q_cluster_size, g.k_cluster_size);
+  }
+  g.n_clusters = layout.n_clusters;
+  g.padded_queries = g.n_clusters * g.q_cluster_size;
+  g.padded_keys = N + 1;  // one dummy key row (token N) for empty slots
+  const auto device = in.q_BHND.device();
+  const auto [out_c, lse_c] = attend(in, layout.perm_q_RUP.to(device), layout.perm_k_RUP.to(device), g,
+                                     /*shared_keys=*/true, generator);
+  LocalOptions exact;
+  exact.window = T;
+  exact.mode = LocalMode::kBlock;
+  const AttentionOutput diagonal = LocalAttention(exact).forward(in, generator);
+  const PartialAttention merged = merge_partial_attention(
+      {out_c, lse_c - std::log(static_cast<double>(U))},
+      {diagonal.out_BHNE.reshape({R, N, E}), diagonal.lse_BHN->reshape({R, N})});
+  AttentionOutput result;
+  result.out_BHNE = merged.out.reshape({B, H, N, E});
+  result.lse_BHN = merged.lse.reshape({B, H, N});
+  result.cost = cost(s);
+  return result;
+}
+
+AttentionCost SmyrfAttention::causal_cost(const AttentionShape& s) const {
+  const int64_t N = s.n_queries, T = causal_block(N);
+  const int64_t Cq = std::min(options_.q_cluster_size, N);
+  const int64_t Ck = std::min(options_.k_cluster_size.value_or(options_.q_cluster_size), N);
+  // an upper bound: the clusters of a call depend on the data (every query alone in its run at worst)
+  AttentionCost cost = clustered_attention_cost(s, options_.n_hashes, causal_cluster_bound(N, T, Cq, Ck), Cq, Ck,
+                                                options_.kernel == SmyrfKernel::kFused);
+  LocalOptions exact;
+  exact.window = T;
+  exact.mode = LocalMode::kBlock;
+  const AttentionCost diagonal = LocalAttention(exact).cost(s);
+  cost.score_entries += diagonal.score_entries;
+  for (const BufferBytes& b : diagonal.buffers) cost.buffers.push_back({"exact_blocks_" + b.name, b.bytes});
+  cost.analytic_bytes += diagonal.analytic_bytes;
+  cost.memory_fraction = static_cast<double>(cost.score_entries) / static_cast<double>(s.batch * s.heads * N * s.n_keys);
+  return cost;
 }
 
 }  // namespace smyrf

@@ -24,6 +24,27 @@
 // mask_order "as_released" reproduces the released code's mask tiling (row b*H+h uses the mask
 // of batch (b*H+h) % B); "correct" uses the row's own batch.
 //
+// Causal (causal: true; N == M). The paper has no causal variant, and the clustering above cannot
+// be causal: a query's cluster is cut by its rank among all queries and the keys beside it by their
+// rank among all keys, so changing any later token moves the cut and changes which earlier keys a
+// query sees. A language model trained on that learns from its future. So causal calls are built
+// so that row i depends on tokens <= i alone, through the clustering too:
+//   - exact part: positions are cut into blocks of `block` [= q_cluster_size]; a query attends
+//     exactly to the keys of its own block at or before it (PolySketchFormer's exact diagonal
+//     blocks; it always includes the query's own key, so no row is left without keys);
+//   - clustered part: per hash, a query of block b is routed by its own hash to one run of Ck
+//     consecutive past keys, the keys of blocks < b sorted by hash (core/lsh/causal_clusters.h).
+//     Keys are balanced (every run holds Ck keys), queries are not clustered among themselves, and
+//     the XBOX+ bound M is taken over earlier blocks only. The fused kernels run these clusters
+//     unchanged (a key may now sit in several clusters; the backward then splits work by rows).
+//   - merge: the clustered part's lse minus log(#) (the mean over hashes, so that a key is not
+//     weighted # times against the exact part) and the exact part's, by log-add-exp.
+// Exact when block >= N (one block) or when Ck covers the whole past (k_cluster_size >= N).
+// Cost per query: about block/2 exact keys plus # * Ck routed ones; Ck gathered key rows per
+// routed cluster, which holds fewer queries than a non-causal cluster (they share keys only when
+// their hashes fall in the same run). Attention dropout is refused with causal calls (the exact
+// part has none).
+//
 // Shapes (legend in attention_method.h; R = B*H, L clusters, Cq/Ck cluster sizes, U hashes):
 //   perm_q_RUN [R, U, L*Cq]  sorted position -> token;  q_sorted [R*U, L, Cq, D]; logits [R*U, L, Cq, Ck]
 // memory_fraction = U * L * Cq * Ck / (N * M) with the slot sizes Cq = ceil(N/L), Ck = ceil(M/L)
@@ -35,6 +56,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 
 #include "core/attention/attention_method.h"
 
@@ -54,6 +76,7 @@ struct SmyrfOptions {
   MaskOrder mask_order = MaskOrder::kCorrect;  // "correct" | "as_released"
   SmyrfKernel kernel = SmyrfKernel::kFused;
   bool asymmetric_transform = true;       // false: the e2lsh ablation
+  std::optional<int64_t> block;           // causal calls: exact blocks and routing [= q_cluster_size]
   static SmyrfOptions from_json(JsonReader& reader, bool asymmetric_transform);
 };
 
@@ -86,14 +109,22 @@ class SmyrfAttention : public AttentionMethod {
   // Throws with the reasons when the sizes cannot be served.
   ClusterGeometry geometry(int64_t n_queries, int64_t n_keys) const;
   // Steps 1-3 on already-validated inputs (padded positions zeroed), consuming the generator
-  // exactly as forward() does.
+  // exactly as forward() does. Non-causal calls only.
   SmyrfClusters cluster(const AttentionInputs& inputs, at::Generator& generator) const;
+  // The block of causal calls with N tokens (options' block, else q_cluster_size, at most N).
+  int64_t causal_block(int64_t n_tokens) const;
 
  protected:
   AttentionOutput forward_impl(const AttentionInputs& inputs, at::Generator& generator) const override;
 
  private:
-  std::vector<std::string> geometry_problems(int64_t n_queries, int64_t n_keys) const;
+  std::vector<std::string> geometry_problems(int64_t n_queries, int64_t n_keys, bool causal) const;
+  // Attention over given clusters (fused kernels or twin): out [R, N, E], lse [R, N].
+  std::pair<at::Tensor, at::Tensor> attend(const AttentionInputs& inputs, const at::Tensor& perm_q_RUN,
+                                           const at::Tensor& perm_k_RUM, const ClusterGeometry& geometry,
+                                           bool shared_keys, at::Generator& generator) const;
+  AttentionOutput causal_forward(const AttentionInputs& inputs, at::Generator& generator) const;
+  AttentionCost causal_cost(const AttentionShape& shape) const;
   SmyrfOptions options_;
 };
 

@@ -95,6 +95,11 @@ const std::vector<ExactCase>& exact_cases() {
       {{{"method", "e2lsh"}, {"n_hashes", 1}, {"q_cluster_size", 97}}, 97, 97, false},
       {{{"method", "e2lsh"}, {"n_hashes", 1}, {"q_cluster_size", 61}}, 61, 97, false},
       {{{"method", "e2lsh"}, {"n_hashes", 1}, {"q_cluster_size", 1013}}, 1013, 1013, false, 1},
+      // causal: one exact block; or runs of past keys that hold the whole past (any hash count)
+      {{{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 8}, {"block", 97}}, 97, 97, true},
+      {{{"method", "smyrf"}, {"n_hashes", 3}, {"q_cluster_size", 8}, {"k_cluster_size", 97}, {"block", 10}}, 97, 97, true},
+      {{{"method", "e2lsh"}, {"n_hashes", 3}, {"q_cluster_size", 5}, {"k_cluster_size", 97}, {"block", 16}}, 97, 97, true},
+      {{{"method", "smyrf"}, {"n_hashes", 2}, {"q_cluster_size", 32}, {"k_cluster_size", 1013}, {"block", 100}}, 1013, 1013, true, 1},
       {{{"method", "local"}, {"mode", "block"}, {"window", 97}}, 97, 61, false},
       {{{"method", "local"}, {"mode", "block"}, {"window", 130}}, 61, 97, false},
       {{{"method", "local"}, {"mode", "block"}, {"window", 97}}, 97, 97, true},

@@ -433,11 +433,17 @@ TEST(BadInput, ClusterSizeLargerThanSequenceIsAClearError) {
   EXPECT_THROW(run(*make_smyrf(2, 16, 5), in, 0), Error);  // 7 query clusters, 20 key clusters
 }
 
-TEST(BadInput, SmyrfRefusesCausal) {
+// Causal calls (test_smyrf_causal.cpp) refuse attention dropout, which their exact blocks lack.
+TEST(BadInput, SmyrfRefusesCausalDropout) {
   AttentionInputs in = random_inputs(1, 1, 32, 32, 4, 4, at::kFloat, 1);
   in.causal = true;
-  EXPECT_THROW(run(*make_smyrf(2, 8), in, 0), Error);
-  EXPECT_FALSE(make_smyrf(2, 8)->unsupported_reasons(request_of(in)).empty());
+  in.training = true;
+  const auto method = make_attention({{"method", "smyrf"}, {"q_cluster_size", 8}, {"dropout", 0.1}});
+  const auto reasons = method->unsupported_reasons(request_of(in));
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_NE(reasons[0].find("dropout 0.1 with causal masking"), std::string::npos) << reasons[0];
+  EXPECT_THROW(run(*method, in, 0), Error);
+  EXPECT_NO_THROW(run(*make_smyrf(2, 8), in, 0));
 }
 
 }  // namespace

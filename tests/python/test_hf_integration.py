@@ -7,10 +7,11 @@
    clusters), and within the dense parity's 1e-4 in float32. Options from the model config act as
    those of a context.
 3. A tiny random Llama saved by transformers runs `generate` with left padding and a KV cache under
-   hyper, local and our sdpa: at their exactness limits the logits match transformers' sdpa and
-   greedy decoding gives the same tokens; approximate hyper runs too; a cached decoding step under
-   a narrow sliding window sees its own position's window. Methods without a causal
-   variant (nystrom, smyrf) are refused with their reason.
+   hyper, local, smyrf and our sdpa: at their exactness limits the logits match transformers' sdpa
+   and greedy decoding gives the same tokens; approximate hyper and smyrf run too; a cached decoding
+   step under a narrow sliding window sees its own position's window. Inside the model, changing a
+   token leaves the logits of every earlier position unchanged under each strictly causal method.
+   A method without a causal variant (nystrom) is refused with its reason.
 Padded positions are not compared (padded query rows are zeros on purpose: smyrf_torch/hf.py).
 """
 import contextlib
@@ -135,6 +136,7 @@ EXACT_CAUSAL = {
     "smyrf_sdpa": {},
     "local": {"mode": "sliding", "window": 256},
     "hyper": {"block_size": 16, "min_seq_len": 256},  # below min_seq_len hyper attends exactly
+    "smyrf": {"n_hashes": 2, "q_cluster_size": 8, "block": 256},  # one exact block
 }
 
 
@@ -148,12 +150,54 @@ def test_tiny_llama_generate_at_the_exactness_limit(tiny_llama, name):
     assert torch.equal(tokens, ref_tokens), (tokens, ref_tokens)
 
 
-def test_tiny_llama_generate_with_approximate_hyper(tiny_llama):
+APPROXIMATE_CAUSAL = {
+    "hyper": {"block_size": 8, "sample_size": 8, "min_seq_len": 16},
+    "smyrf": {"n_hashes": 2, "q_cluster_size": 4, "k_cluster_size": 8, "block": 8},
+    "e2lsh": {"n_hashes": 2, "q_cluster_size": 4, "k_cluster_size": 8, "block": 8},
+    "local": {"mode": "sliding", "window": 8},
+    "performer": {"features": 16, "block": 8},
+    "polysketch": {"sketch_size": 8, "block": 8},
+}
+
+
+@pytest.mark.parametrize("name", ["hyper", "smyrf"])
+def test_tiny_llama_generate_with_approximate_methods(tiny_llama, name):
     path, ids, mask = tiny_llama
     _, ref_tokens = run(path, "sdpa", ids, mask)
-    logits, tokens = run(path, "hyper", ids, mask, block_size=8, sample_size=8, min_seq_len=16)
+    logits, tokens = run(path, name, ids, mask, **APPROXIMATE_CAUSAL[name])
     assert tokens.shape == ref_tokens.shape and torch.isfinite(logits).all()
     assert torch.equal(tokens[:, :ids.shape[1]], ids)
+
+
+# Methods whose rows depend on later tokens in a way their headers state: hyper's lower-left parts
+# sort queries among themselves (core/attention/hyper.h), reformer sorts every token by hash
+# (core/attention/reformer.h). Strict xfail: the day one becomes strictly causal, this fails.
+NOT_STRICTLY_CAUSAL = {"hyper": "queries are sorted among themselves in the lower-left parts (hyper.h)",
+                       "reformer": "which past keys a query meets depends on every token's hash (reformer.h)"}
+APPROXIMATE_CAUSAL["reformer"] = {"chunk_size": 8, "n_rounds": 2}
+# performer's key stabiliser is one maximum over all keys of the row (performer.h): it cancels in
+# each ratio but moves the rounding, so earlier rows change in the last bits only
+ROUNDING = {"performer": 1e-5}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=NOT_STRICTLY_CAUSAL[n]))
+                                  if n in NOT_STRICTLY_CAUSAL else n for n in sorted(APPROXIMATE_CAUSAL)])
+def test_later_tokens_never_change_earlier_logits(tiny_llama, name):
+    """Strict causality inside the model, through hashing and clustering: the tokens from position
+    40 on change, and the logits of positions 0..39 must not."""
+    path, ids, _ = tiny_llama
+    row = ids[:1, -37:].repeat(1, 2)[:, :64]  # 64 real tokens, no padding
+    changed = row.clone()
+    changed[0, 40:] = (changed[0, 40:] * 7 + 11) % 125 + 3
+    model = llama(path, name)
+
+    def logits(input_ids):  # a fresh context per forward: both draw the same hashes and features
+        with torch.no_grad(), smyrf_torch.attention_options(seed=4, **{name: APPROXIMATE_CAUSAL[name]}):
+            return model(input_ids=input_ids).logits
+
+    before, after = logits(row), logits(changed)
+    assert (after[0, :40] - before[0, :40]).abs().max() <= ROUNDING.get(name, 0.0), name
+    assert (after[0, 40:] - before[0, 40:]).abs().max() > 1e-3
 
 
 def test_tiny_llama_cached_decoding_keeps_positions(tiny_llama):
@@ -170,7 +214,7 @@ def test_tiny_llama_cached_decoding_keeps_positions(tiny_llama):
     assert (out.logits[1] - full).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("name", ["nystrom", "smyrf"])
+@pytest.mark.parametrize("name", ["nystrom"])
 def test_methods_without_a_causal_variant_are_refused(tiny_llama, name):
     path, ids, mask = tiny_llama
     with pytest.raises(ValueError, match=f"{name} does not support causal masking"):
