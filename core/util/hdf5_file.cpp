@@ -532,7 +532,8 @@ int64_t decode_int(const OpenAttr& a, const H5File& file, const std::string& obj
   if (is_bool_enum(a)) return read_bool_enum(a, file, obj_path, name) != 0 ? 1 : 0;
   if (a.cls == H5T_FLOAT) {
     const double value = decode_double(a, file, obj_path, name);
-    if (!(std::isfinite(value) && value == std::floor(value))) {
+    // 2^63 itself does not fit: the cast of anything outside (-2^63, 2^63) is undefined
+    if (!(std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 9223372036854775808.0)) {
       throw Error(fmt::format("attribute '{}' of '{}' in HDF5 file '{}' is {}, expected an integer", name,
                               absolute(obj_path), file.path(), value));
     }

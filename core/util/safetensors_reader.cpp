@@ -157,7 +157,9 @@ SafetensorsContents read_safetensors(const std::string& path) {
   const nlohmann::json header = parse_header_refusing_duplicates(f.header_text, path);
   const uint64_t buffer_bytes = f.file_size - 8 - f.header_text.size();
   SafetensorsContents out;
-  for (const auto& [name, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();  // not a structured binding: lambdas cannot capture those in C++17
+    const nlohmann::json& value = item.value();
     auto bad = [&](const std::string& what) {
       return IoError(fmt::format("safetensors file '{}': tensor '{}' {}", path, name, what));
     };

@@ -87,6 +87,11 @@ TEST_F(CapturedGroupTest, ValuesScaleAndFlagsAreChecked) {
   H5File(H5File::open(path, true)).set_attr("/g", "scale", 0.5);
   H5File(H5File::open(path, true)).set_attr("/g", "causal", int64_t{2});
   EXPECT_TRUE(contains(refusal(path), "attribute causal is 2"));
+  // a float attribute read as an integer: 1e308 used to be cast to int64 (undefined behaviour)
+  H5File(H5File::open(path, true)).set_attr("/g", "causal", 1e308);
+  const std::string message = error_of<Error>([&] { read_captured_group(path, "g", "test"); });
+  EXPECT_TRUE(contains(message, "attribute 'causal' of '/g'")) << message;
+  EXPECT_TRUE(contains(message, "is 1e+308, expected an integer")) << message;
 }
 
 TEST_F(CapturedGroupTest, WrongFormatAndUnknownGroupsNameTheFix) {
