@@ -15,8 +15,12 @@
 //         /pooled [B,C]               BERT pooler output, when the checkpoint has a pooler
 //         /logits [B,K]               when the checkpoint has a sequence-classification head
 //       Root attributes: model_path, attention_json, attention_layers.
-// Tested by tests/python/test_tokenizers.py (against tokenizers) and tests/python/test_bert_parity.py
-// (against transformers).
+//   smyrf lm --model DIR --ids JSONL -o OUT.h5 [--attention JSON] [--layers L,..] [--seed S] [--float64]
+//       a Hugging Face Llama / GPT-2 causal LM directory (core/models/decoder.h) on ids (padded on
+//       the right with 0). Output: /ids [B,N], /keep [B,N], /logits [B,N,V],
+//       /hidden_states [Y+1,B,N,C] (embeddings, every layer, the last after the final norm).
+// Tested by tests/python/test_tokenizers.py (against tokenizers), tests/python/test_bert_parity.py
+// and tests/python/test_decoder_parity.py (against transformers).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
@@ -31,6 +35,7 @@
 #include <optional>
 
 #include "core/attention/registry.h"
+#include "core/models/decoder.h"
 #include "core/models/safetensors.h"
 #include "core/models/sequence_classifier.h"
 #include "core/text/tokenizer.h"
@@ -253,6 +258,56 @@ int encode_command(const EncodeArgs& args) {
   return 0;
 }
 
+struct LmArgs {
+  std::string model_dir, ids_path, output_path, attention;
+  std::vector<int64_t> attention_layers;  // empty = all
+  uint64_t seed = 0;
+  bool float64 = false;
+};
+
+int lm_command(const LmArgs& args) {
+  const std::vector<Encoding> encodings = read_id_lines(args.ids_path);
+  PretrainedDecoder model = load_pretrained_decoder(args.model_dir);
+  for (size_t i = 0; i < encodings.size(); ++i)
+    if (static_cast<int64_t>(encodings[i].ids.size()) > model.config.max_positions)
+      throw ConfigError(fmt::format("sequence {} has {} tokens but model '{}' takes at most {}", i + 1,
+                                    encodings[i].ids.size(), args.model_dir, model.config.max_positions));
+  const TokenBatch batch = token_batch(pad_batch(encodings, 0));
+  const std::shared_ptr<const AttentionMethod> method =
+      make_attention(parse_attention_argument(args.attention, "--attention", {{"method", "dense"}}), "--attention");
+  model.decoder->to(args.float64 ? at::kDouble : at::kFloat);
+  model.decoder->eval();
+  model.decoder->set_attention(method, args.attention_layers);
+  at::NoGradGuard no_grad;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(args.seed);
+  const DecoderOutput out = model.decoder->forward(batch.ids_BN, batch.keep_BN, generator, {true, {}});
+  const StoredPrecision precision = args.float64 ? StoredPrecision::kFloat64 : StoredPrecision::kFloat32;
+  H5File file = H5File::create(args.output_path);
+  file.set_attr("/", "model_path", args.model_dir);
+  file.set_attr("/", "attention_json", method->options_json().dump());
+  file.set_attr("/", "attention_layers", nlohmann::json(args.attention_layers).dump());
+  write_tensor(file, "/ids", batch.ids_BN, StoredPrecision::kFloat64);
+  write_tensor(file, "/keep", batch.keep_BN, StoredPrecision::kFloat64);
+  write_tensor(file, "/logits", out.logits_BNV, precision);
+  write_tensor(file, "/hidden_states", at::stack(out.hidden_states), precision);
+  file.close();
+  fmt::print("{}: {} sequences -> {}\n", args.model_dir, batch.ids_BN.size(0), args.output_path);
+  return 0;
+}
+
+void add_lm_command(CLI::App& app, CommandTable& table) {
+  auto a = std::make_shared<LmArgs>();
+  auto* lm = app.add_subcommand("lm", "Run a Llama/GPT-2 causal LM directory on ids; logits and hidden states to HDF5");
+  lm->add_option("--model", a->model_dir, "Hugging Face directory: config.json, model.safetensors")->required();
+  lm->add_option("--ids", a->ids_path, "JSONL of {\"ids\": [...]} (smyrf tokenize)")->required();
+  lm->add_option("--output,-o", a->output_path, "output file (.h5)")->required();
+  lm->add_option("--attention", a->attention, R"(causal attention object, e.g. '{"method": "smyrf"}' (default dense))");
+  lm->add_option("--layers", a->attention_layers, "layers that use --attention (default all)")->delimiter(',');
+  lm->add_option("--seed", a->seed, "generator seed");
+  lm->add_flag("--float64", a->float64, "compute in float64 (default float32)");
+  table.add(lm, [a] { return lm_command(*a); });
+}
+
 void add_tokenize_command(CLI::App& app, CommandTable& table) {
   auto t = std::make_shared<TokenizeArgs>();
   auto* tokenize = app.add_subcommand("tokenize", "Token ids of each input line (BERT WordPiece / RoBERTa BPE), as JSON lines");
@@ -288,6 +343,7 @@ void add_text_commands(CLI::App& app, CommandTable& table) {
   encode->add_option("--seed", e->seed, "generator seed");
   encode->add_flag("--float64", e->float64, "compute in float64 (default float32)");
   table.add(encode, [e] { return encode_command(*e); });
+  add_lm_command(app, table);
 }
 
 }  // namespace smyrf
