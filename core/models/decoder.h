@@ -10,8 +10,8 @@
 //   attention method with causal = true.
 // Positions are 0..N-1 whatever the padding, as transformers' forward without position_ids; pad on
 // the right (or pass no padding) to compare with it. The attention scale is 1/sqrt(D). Attention
-// dropout is the method's own option; hidden dropout is config.json's (GPT-2's resid/embd_pdrop,
-// Llama: none), in training only.
+// dropout is the method's own option; hidden dropout is GPT-2's resid_pdrop, also used where
+// transformers applies embd_pdrop (both 0.1 by default; Llama has none), in training only.
 // Parameter names: Llama model.embed_tokens.weight, model.layers.{i}.self_attn.{q,k,v,o}_proj.weight,
 // model.layers.{i}.mlp.{gate,up,down}_proj.weight, model.layers.{i}.{input,post_attention}_layernorm.weight,
 // model.norm.weight, lm_head.weight (absent when tied); GPT-2 transformer.{wte,wpe,ln_f}.*,
@@ -44,7 +44,7 @@ struct DecoderConfig {
   double rope_theta = 10000.0;   // Llama
   bool tie_word_embeddings = false;
   bool attention_bias = false, mlp_bias = false;  // Llama
-  double hidden_dropout = 0.0;   // GPT-2: resid_pdrop (and embd_pdrop when equal; see from_hf_json)
+  double hidden_dropout = 0.0;   // GPT-2: resid_pdrop, applied after the embeddings too (embd_pdrop)
   double initializer_range = 0.02;
 
   // `source` names the file in errors (ConfigError: missing key, wrong type, unsupported value).
