@@ -539,6 +539,10 @@ TEST_P(MethodContract, HoldsNoNByMBuffer) {
   // N = M = 8192, one head: a float32 N x M buffer is 256 MiB; each method's peak growth (all its
   // buffers and temporaries) must stay below half of that (the measurement itself is checked by
   // Memory.PeakRssSeesALargeAllocation)
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer holds freed blocks in quarantine (256 MiB), so resident growth is not the method's
+  GTEST_SKIP() << "peak memory is not measurable under AddressSanitizer; the normal build runs this test";
+#endif
   const std::string& name = GetParam();
   const int64_t N = 8192;
   const AttentionShape shape{1, 1, N, N, 32, 32, 4};
