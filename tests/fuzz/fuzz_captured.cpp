@@ -26,15 +26,6 @@ const char* const kAttrs[] = {"format", "scale", "causal", "layer", "batch"};
 const char* const kStrings[] = {"", "smyrf-captured-qkv", "smyrf-results", "1", "0.125"};
 const double kValues[] = {0.0, 1.0, -1.0, 0.5, 2.0, 1e308, -0.0, std::nan(""), INFINITY, -INFINITY};
 
-struct Program {
-  const uint8_t* data;
-  size_t size, at = 0;
-  bool more() const { return at < size; }
-  uint8_t byte() { return at < size ? data[at++] : 0; }
-  template <typename T, size_t N>
-  T pick(T const (&table)[N]) { return table[byte() % N]; }
-};
-
 std::string make_template() {
   const auto path = fuzz::scratch_dir() / "template.h5";
   {
@@ -63,7 +54,7 @@ std::string make_template() {
 }
 
 // A chunked float64 dataset whose extent is up to 2^40 per dimension; no chunk is ever written.
-void write_sparse(const std::string& file_path, const std::string& object, Program& p) {
+void write_sparse(const std::string& file_path, const std::string& object, fuzz::Program& p) {
   const int rank = 1 + p.byte() % 4;
   std::vector<hsize_t> dims(static_cast<size_t>(rank)), chunk(static_cast<size_t>(rank), 1);
   for (auto& d : dims) d = hsize_t{1} << (p.byte() % 41);
@@ -80,7 +71,7 @@ void write_sparse(const std::string& file_path, const std::string& object, Progr
   H5Fclose(file);
 }
 
-void edit(H5File& file, const std::string& file_path, Program& p) {
+void edit(H5File& file, const std::string& file_path, fuzz::Program& p) {
   const std::string object = p.pick(kObjects);
   switch (p.byte() % 7) {
     case 0: file.set_attr(object, p.pick(kAttrs), std::string(p.pick(kStrings))); break;
@@ -119,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::expect_clean([&] {
     {
       H5File file = H5File::open(path.string(), /*writable=*/true);
-      Program program{data, size};
+      fuzz::Program program{data, size};
       for (int edits = 0; program.more() && edits < 16; ++edits) edit(file, path.string(), program);
       file.close();
     }

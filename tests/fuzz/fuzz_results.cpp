@@ -25,15 +25,6 @@ const char* const kAttrs[] = {"schema_version", "config_json", "status", "run_id
 const char* const kStrings[] = {"", "{", "[]", "{}", "null", "complete", "failed", "running", "interrupted",
                                 "[[\"n_hashes\", 2]]", "{\"a\": 1}", "[1, 2", "\"x\"", "1e999", "-1"};
 
-struct Program {
-  const uint8_t* data;
-  size_t size, at = 0;
-  bool more() const { return at < size; }
-  uint8_t byte() { return at < size ? data[at++] : 0; }
-  template <typename T, size_t N>
-  T pick(T const (&table)[N]) { return table[byte() % N]; }
-};
-
 std::string make_template() {
   const auto path = fuzz::scratch_dir() / "template.h5";
   {
@@ -58,7 +49,7 @@ std::string make_template() {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-void edit(H5File& file, Program& p) {
+void edit(H5File& file, fuzz::Program& p) {
   const std::string object = p.pick(kObjects);
   switch (p.byte() % 7) {
     case 0: file.set_attr(object, p.pick(kAttrs), std::string(p.pick(kStrings))); break;
@@ -87,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kTemplate = make_template();
   const auto path = (fuzz::fresh_scratch_dir() / "results.h5").string();
   fuzz::write_file(path, kTemplate);
-  Program program{data, size};
+  fuzz::Program program{data, size};
   fuzz::expect_clean([&] {
     H5File file = H5File::open(path, /*writable=*/true);
     for (int edits = 0; program.more() && edits < 16; ++edits) fuzz::expect_clean([&] { edit(file, program); });

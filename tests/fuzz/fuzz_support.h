@@ -57,6 +57,17 @@ inline std::vector<std::string_view> split_parts(const uint8_t* data, size_t siz
   return parts;
 }
 
+// The fuzzer's bytes read as a program of edits (the HDF5 targets): one byte at a time, 0 once
+// they run out; pick() chooses from a table by the next byte.
+struct Program {
+  const uint8_t* data;
+  size_t size, at = 0;
+  bool more() const { return at < size; }
+  uint8_t byte() { return at < size ? data[at++] : 0; }
+  template <typename T, size_t N>
+  T pick(T const (&table)[N]) { return table[byte() % N]; }
+};
+
 // Runs `body`; a smyrf::Error is the reader refusing bad input, which is fine.
 template <typename Body>
 void expect_clean(Body&& body) {
