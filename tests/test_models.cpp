@@ -14,6 +14,7 @@
 #include "core/models/sequence_classifier.h"
 #include "core/util/check.h"
 #include "support/attention_test_support.h"
+#include "tests/support/fresh_dir.h"
 
 namespace smyrf {
 namespace {
@@ -21,8 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("smyrf_models_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  static const fs::path dir = test::fresh_dir("models");
   return (dir / name).string();
 }
 

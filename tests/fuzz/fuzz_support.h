@@ -15,20 +15,30 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "core/util/check.h"
 
 namespace smyrf::fuzz {
 
-// One folder per process, emptied for every input.
-inline std::filesystem::path scratch_dir() {
-  static const std::filesystem::path dir = [] {
+// One folder per process, emptied for every input and removed when the process exits normally.
+struct ScratchDir {
+  ScratchDir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "smyrf-fuzz-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    return std::filesystem::path(pattern);
-  }();
-  return dir;
+    path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path path;
+};
+
+inline std::filesystem::path scratch_dir() {
+  static const ScratchDir dir;
+  return dir.path;
 }
 
 inline std::filesystem::path fresh_scratch_dir() {
