@@ -6,7 +6,6 @@
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
@@ -203,10 +202,7 @@ void export_model(const fs::path& dir, const std::string& base_model_dir, torch:
   hf["smyrf_finetune"] = {{"task", task}, {"attention", attention}};
   std::ofstream(tmp / "config.json") << hf.dump(2) << "\n";
   write_safetensors((tmp / "model.safetensors").string(), cpu_parameters(model), {{"format", "pt"}});
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                           "vocab.json", "merges.txt"})
-    if (fs::is_regular_file(fs::path(base_model_dir) / name))
-      fs::copy_file(fs::path(base_model_dir) / name, tmp / name, fs::copy_options::overwrite_existing);
+  copy_tokenizer_files(base_model_dir, tmp.string());
   fs::remove_all(dir);
   fs::rename(tmp, dir);
 }
@@ -257,11 +253,6 @@ std::string metric_unit(const std::string& name) {
 
 std::string suffixed(const std::string& name, const std::string& split) { return split.empty() ? name : name + "_" + split; }
 
-double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
-  return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
-}
-
 // ---- the training task ----------------------------------------------------------------------
 
 // What a run holds before training: encoded data, the model with its attention, the eval variants.
@@ -311,43 +302,19 @@ FinetuneSetup set_up_finetune(const FinetunePlan& plan, const RunContext& ctx, c
   return s;
 }
 
-// AdamW without weight decay on biases and LayerNorm weights (as BERT's recipe).
-torch::optim::AdamW make_optimizer(SequenceClassifier& model, const FinetuneTrainOptions& train) {
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& item : model->named_parameters()) {
-    const std::string& name = item.key();
-    const bool exempt = name.size() >= 5 && (name.compare(name.size() - 5, 5, ".bias") == 0 ||
-                                             name.find("LayerNorm.weight") != std::string::npos);
-    (exempt ? no_decay : decay).push_back(item.value());
-  }
-  const auto adam = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
-                                                           .betas({train.adam_betas[0], train.adam_betas[1]})
-                                                           .eps(train.adam_eps)
-                                                           .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, adam(train.weight_decay));
-  groups.emplace_back(no_decay, adam(0.0));
-  return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(train.lr));
-}
-
 // Fine-tuning as a TrainingTask: one micro-batch is one batch of examples; an epoch's end closes an
 // accumulation group, records the epoch's mean loss, evaluates (eval.every_epoch) and asks for a
 // checkpoint; finish() scores the final weights (or, with no training, the model as loaded).
 class FinetuneTask : public TrainingTask {
  public:
   FinetuneTask(const FinetunePlan& plan, const std::string& run_id, const std::string& task, FinetuneSetup& setup)
-      : plan_(plan), run_id_(run_id), task_(task), s_(setup), optimizer_(make_optimizer(setup.model, plan.train)),
+      : plan_(plan), run_id_(run_id), task_(task), s_(setup), optimizer_(make_adamw(*setup.model, plan.train.optimizer)),
         all_parameters_(setup.model->parameters()), method_gen_(at::make_generator<at::CPUGeneratorImpl>(plan.seed)) {
     const FinetuneTrainOptions& train = plan.train;
     batches_per_epoch_ = (static_cast<int64_t>(s_.train_data.encodings.size()) + train.batch - 1) / train.batch;
     const int64_t steps_per_epoch = (batches_per_epoch_ + train.grad_accumulation - 1) / train.grad_accumulation;
     total_steps_ = train.epochs * steps_per_epoch;
     if (train.max_steps > 0) total_steps_ = std::min(total_steps_, train.max_steps);
-    warmup_ = train.warmup_steps > 0
-                  ? train.warmup_steps
-                  : static_cast<int64_t>(std::ceil(train.warmup_ratio * static_cast<double>(total_steps_)));
     // The methods' draws and attention dropout come from method_gen_; hidden dropout from LibTorch's
     // default generators, seeded here (the engine saves them in checkpoints).
     at::manual_seed(plan.seed);
@@ -389,12 +356,7 @@ class FinetuneTask : public TrainingTask {
   }
 
   NamedValues optimizer_step(int64_t step) override {
-    const double lr = plan_.train.lr * linear_schedule(step, warmup_, total_steps_);
-    for (auto& group : optimizer_.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    if (plan_.train.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_parameters_, plan_.train.max_grad_norm);
-    optimizer_.step();
-    optimizer_.zero_grad();
-    return {{"lr", lr}};
+    return {{"lr", adamw_step(optimizer_, all_parameters_, plan_.train.optimizer, step, total_steps_)}};
   }
 
   std::string progress_label() const override { return fmt::format("epoch {}, step", epoch_ + 1); }
@@ -483,7 +445,7 @@ class FinetuneTask : public TrainingTask {
   torch::optim::AdamW optimizer_;
   std::vector<at::Tensor> all_parameters_;  // what gradient clipping sees
   at::Generator method_gen_;
-  int64_t batches_per_epoch_ = 0, total_steps_ = 0, warmup_ = 0;
+  int64_t batches_per_epoch_ = 0, total_steps_ = 0;
   std::vector<std::vector<size_t>> batches_;  // the batches of epoch batches_epoch_
   int64_t batches_epoch_ = -1;
   // The position a checkpoint carries.
@@ -550,9 +512,8 @@ void add_run_metrics(const FinetunePlan& plan, const FinetuneSetup& s, const Fin
 FinetuneTrainOptions FinetuneTrainOptions::from_json(const json& config, const std::string& source) {
   FinetuneTrainOptions t;
   JsonReader r(config.value("train", json::object()), "train", source);
-  r.get("epochs", t.epochs).get("batch", t.batch).get("grad_accumulation", t.grad_accumulation).get("lr", t.lr);
-  r.get("weight_decay", t.weight_decay).get("adam_betas", t.adam_betas).get("adam_eps", t.adam_eps);
-  r.get("warmup_steps", t.warmup_steps).get("warmup_ratio", t.warmup_ratio).get("max_grad_norm", t.max_grad_norm);
+  r.get("epochs", t.epochs).get("batch", t.batch).get("grad_accumulation", t.grad_accumulation);
+  t.optimizer.read(r);
   r.get("classifier_dropout", t.classifier_dropout).get("max_steps", t.max_steps);
   r.get("length_grouping", t.length_grouping).get("log_every", t.log_every);
   r.get("checkpoint_every", t.checkpoint_every).get("keep_checkpoint", t.keep_checkpoint);
@@ -564,17 +525,6 @@ FinetuneTrainOptions FinetuneTrainOptions::from_json(const json& config, const s
   if (t.epochs < 0) fail("epochs", ">= 0 (0 = evaluate only)", t.epochs);
   if (t.batch < 1) fail("batch", ">= 1", t.batch);
   if (t.grad_accumulation < 1) fail("grad_accumulation", ">= 1", t.grad_accumulation);
-  if (!(t.lr > 0)) fail("lr", "> 0", t.lr);
-  if (!(t.weight_decay >= 0)) fail("weight_decay", ">= 0", t.weight_decay);
-  if (t.adam_betas.size() != 2 || !(t.adam_betas[0] >= 0 && t.adam_betas[0] < 1) ||
-      !(t.adam_betas[1] >= 0 && t.adam_betas[1] < 1))
-    fail("adam_betas", "two numbers in [0, 1)", t.adam_betas);
-  if (!(t.adam_eps > 0)) fail("adam_eps", "> 0", t.adam_eps);
-  if (t.warmup_steps < 0) fail("warmup_steps", ">= 0", t.warmup_steps);
-  if (!(t.warmup_ratio >= 0 && t.warmup_ratio < 1)) fail("warmup_ratio", "in [0, 1)", t.warmup_ratio);
-  if (t.warmup_steps > 0 && t.warmup_ratio > 0)
-    throw ConfigError(fmt::format("config '{}': give 'train.warmup_steps' or 'train.warmup_ratio', not both", source));
-  if (!(t.max_grad_norm >= 0)) fail("max_grad_norm", ">= 0 (0 = no clipping)", t.max_grad_norm);
   if (t.classifier_dropout && !(*t.classifier_dropout >= 0 && *t.classifier_dropout < 1))
     fail("classifier_dropout", "in [0, 1)", *t.classifier_dropout);
   if (t.max_steps < 0) fail("max_steps", ">= 0 (0 = the epochs decide)", t.max_steps);

@@ -12,7 +12,7 @@
 //   "data":      max_seq_len [128] (truncation; the BERT_64/BERT_32 baselines are 64/32),
 //                max_train_examples, max_eval_examples [0 = all; else the first k of a seeded shuffle]
 //   "train":     epochs [3], batch [8] (per forward pass), grad_accumulation [1], lr [5e-5],
-//                weight_decay [0] (never on biases and LayerNorm weights), adam_betas [0.9, 0.999],
+//                weight_decay [0] (never on 1-D tensors: biases, LayerNorm weights), adam_betas [0.9, 0.999],
 //                adam_eps [1e-8], warmup_steps [0] or warmup_ratio [0] (linear warmup, then linear
 //                decay to 0), max_grad_norm [1.0] (0 = no clipping), classifier_dropout [config.json],
 //                max_steps [0 = epochs decide], length_grouping [50] (batches drawn from shuffled
@@ -53,6 +53,7 @@
 
 #include "core/util/json_options.h"
 #include "datasets/text_classification.h"
+#include "experiments/engines/adamw_section.h"
 #include "experiments/engines/pretrained_text.h"
 #include "experiments/runner/pipeline.h"
 
@@ -67,10 +68,7 @@ struct FinetuneDataOptions {
 
 struct FinetuneTrainOptions {
   int64_t epochs = 3, batch = 8, grad_accumulation = 1;
-  double lr = 5e-5, weight_decay = 0.0, adam_eps = 1e-8;
-  std::vector<double> adam_betas{0.9, 0.999};
-  int64_t warmup_steps = 0;
-  double warmup_ratio = 0.0, max_grad_norm = 1.0;
+  AdamWSection optimizer;  // lr, weight_decay, adam_betas, adam_eps, warm-up, max_grad_norm
   std::optional<double> classifier_dropout;
   int64_t max_steps = 0, length_grouping = 50, log_every = 10, checkpoint_every = 1000;
   bool keep_checkpoint = false, save_model = true;

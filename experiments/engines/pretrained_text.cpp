@@ -95,4 +95,12 @@ PretrainedText load_pretrained_text(const PretrainedModelSection& model, const T
   return text;
 }
 
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
+  namespace fs = std::filesystem;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                           "vocab.json", "merges.txt"})
+    if (fs::is_regular_file(fs::path(from_dir) / name))
+      fs::copy_file(fs::path(from_dir) / name, fs::path(to_dir) / name, fs::copy_options::overwrite_existing);
+}
+
 }  // namespace smyrf

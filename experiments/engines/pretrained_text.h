@@ -55,6 +55,10 @@ struct PretrainedText {
 PretrainedText load_pretrained_text(const PretrainedModelSection& model, const TextDataSection& data,
                                     const std::string& source);
 
+// Copies the tokenizer files of a Hugging Face directory (tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json, vocab.txt, vocab.json, merges.txt: those present) into another.
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+
 // Checks without loading weights: the model directory exists with config.json, the files exist.
 void validate_pretrained_text(const PretrainedModelSection& model, const TextDataSection& data, const std::string& source);
 
