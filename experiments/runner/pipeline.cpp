@@ -22,6 +22,8 @@ const Pipeline& glue_pipeline();
 const Pipeline& imdb_pipeline();
 const Pipeline& celeba_biggan_pipeline();
 const Pipeline& biggan_pretrained_pipeline();
+const Pipeline& lm_train_pipeline();
+const Pipeline& lm_dropin_pipeline();
 
 namespace {
 
@@ -29,7 +31,8 @@ const std::vector<const Pipeline*>& pipelines() {
   static const std::vector<const Pipeline*> kPipelines = {&attention_fidelity_pipeline(), &speed_pipeline(),
                                                              &pretrained_dropin_pipeline(), &capture_pipeline(),
                                                              &glue_pipeline(), &imdb_pipeline(),
-                                                             &celeba_biggan_pipeline(), &biggan_pretrained_pipeline()};
+                                                             &celeba_biggan_pipeline(), &biggan_pretrained_pipeline(),
+                                                             &lm_train_pipeline(), &lm_dropin_pipeline()};
   return kPipelines;
 }
 
