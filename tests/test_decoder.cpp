@@ -54,15 +54,9 @@ double allowed_leak(const std::string& name) {
   return 0.0;
 }
 
-TEST(Decoder, EveryCausalMethodIsCausalInsideTheModel) {
-  std::set<std::string> checked;
-  for (const std::string& name : attention_method_names()) {
-    nlohmann::json options = approximate_options().count(name) ? approximate_options().at(name) : nlohmann::json::object();
-    options["method"] = name;
-    const auto method = std::shared_ptr<const AttentionMethod>(make_attention(options));
-    if (!method->capabilities().causal) continue;
-    ASSERT_TRUE(approximate_options().count(name)) << name << " is causal: give it approximate options here";
-    for (const auto architecture : {DecoderArchitecture::kLlama, DecoderArchitecture::kGpt2}) {
+// Later tokens change later logits and never earlier ones (beyond allowed_leak).
+void expect_causal_in_model(const std::string& name, const std::shared_ptr<const AttentionMethod>& method) {
+  for (const auto architecture : {DecoderArchitecture::kLlama, DecoderArchitecture::kGpt2}) {
       TransformerDecoder model(tiny(architecture), 5);
       model->eval();
       model->set_attention(method);
@@ -82,10 +76,63 @@ TEST(Decoder, EveryCausalMethodIsCausalInsideTheModel) {
       else
         EXPECT_LE(earlier, allowed_leak(name)) << name << ": a later token changed an earlier row";
       EXPECT_GT(later, 1e-4) << name;
-    }
+  }
+}
+
+TEST(Decoder, EveryCausalMethodIsCausalInsideTheModel) {
+  std::set<std::string> checked;
+  for (const std::string& name : attention_method_names()) {
+    nlohmann::json options = approximate_options().count(name) ? approximate_options().at(name) : nlohmann::json::object();
+    options["method"] = name;
+    const auto method = std::shared_ptr<const AttentionMethod>(make_attention(options));
+    if (!method->capabilities().causal) continue;
+    ASSERT_TRUE(approximate_options().count(name)) << name << " is causal: give it approximate options here";
+    expect_causal_in_model(name, method);
     checked.insert(name);
   }
   EXPECT_TRUE(checked.count("smyrf") && checked.count("e2lsh") && checked.count("polysketch")) << checked.size();
+  // PolySketchFormer's learned sketch, alone and with exact local blocks: the model's feature network
+  for (const bool local_exact : {false, true}) {
+    nlohmann::json options = approximate_options().at("polysketch");
+    options["method"] = "polysketch";
+    options["sketch"] = "learned";
+    options["local_exact"] = local_exact;
+    expect_causal_in_model("polysketch learned", std::shared_ptr<const AttentionMethod>(make_attention(options)));
+  }
+}
+
+// The learned sketch's network is part of the model: named parameters in the chosen layers only,
+// reached by the gradient, drawn from the init seed; one size per layer.
+TEST(Decoder, LearnedSketchIsAModelParameterThatTrains) {
+  for (const auto architecture : {DecoderArchitecture::kLlama, DecoderArchitecture::kGpt2}) {
+    TransformerDecoder model(tiny(architecture), 5);
+    const size_t before = model->parameters().size();
+    const auto learned = std::shared_ptr<const AttentionMethod>(
+        make_attention({{"method", "polysketch"}, {"sketch_size", 8}, {"block", 8}, {"sketch", "learned"}}));
+    model->set_attention(learned, {1});
+    EXPECT_EQ(model->parameters().size(), before + 16);  // 2 branches x 2 levels x (norm w, b, up, down)
+    const std::string prefix = architecture == DecoderArchitecture::kLlama ? "model.layers.1.self_attn.sketch."
+                                                                          : "transformer.h.1.attn.sketch.";
+    const auto params = model->named_parameters();
+    ASSERT_TRUE(params.contains(prefix + "0.0.up.weight")) << prefix;
+    EXPECT_EQ(params[prefix + "1.1.down.weight"].sizes(), (at::IntArrayRef{8, 64}));
+    const std::string layer0 = architecture == DecoderArchitecture::kLlama ? "model.layers.0.self_attn.sketch."
+                                                                          : "transformer.h.0.attn.sketch.";
+    EXPECT_FALSE(params.contains(layer0 + "0.0.up.weight")) << "layer 0 stays dense";
+    model->set_attention(learned, {1});  // again: the same network, nothing added
+    EXPECT_EQ(model->parameters().size(), before + 16);
+    const auto other = std::shared_ptr<const AttentionMethod>(
+        make_attention({{"method", "polysketch"}, {"sketch_size", 4}, {"sketch", "learned"}}));
+    EXPECT_THROW(model->set_attention(other, {1}), ConfigError);
+    auto generator = test::make_generator(1);
+    const at::Tensor ids = at::randint(61, {2, 16}, test::make_generator(2), at::kLong);
+    model->forward(ids, std::nullopt, generator).logits_BNV.square().mean().backward();
+    EXPECT_GT(params[prefix + "0.0.up.weight"].grad().abs().sum().item<double>(), 0.0);
+    EXPECT_GT(params[prefix + "1.0.norm.weight"].grad().abs().sum().item<double>(), 0.0);
+    TransformerDecoder twin(tiny(architecture), 5);
+    twin->set_attention(learned, {1});
+    EXPECT_TRUE(at::equal(twin->named_parameters()[prefix + "0.1.up.weight"], params[prefix + "0.1.up.weight"]));
+  }
 }
 
 TEST(Decoder, ShapesHiddenStatesAndPadding) {

@@ -91,8 +91,8 @@ TEST(LmTrain, EveryCausalMethodTrainsAndLogsEveryMetric) {
   const auto result = run_cli("run --no-progress " + smoke_config(dir, "lm_train_tiny") + " --output " + out);
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const auto runs = stored_runs(out);
-  ASSERT_EQ(runs.size(), 7u);
-  std::map<std::string, double> loss_of;
+  ASSERT_EQ(runs.size(), 10u);
+  std::map<std::string, double> loss_of, parameters_of;
   for (const auto& [id, run] : runs) {
     SCOPED_TRACE(id);
     ASSERT_EQ(run.status, "complete") << run.error;
@@ -118,9 +118,16 @@ TEST(LmTrain, EveryCausalMethodTrainsAndLogsEveryMetric) {
     for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(lr[i], 0.003 * (6.0 - (2.0 * i + 1)) / 5.0, 1e-15) << i;
     EXPECT_TRUE(fs::is_regular_file(run_checkpoints(out, id) / "final" / "model.safetensors"));
     EXPECT_FALSE(fs::exists(run_checkpoints(out, id) / "ckpt")) << "keep_checkpoint is false";
+    const nlohmann::json& attention = run.info.resolved_config.at("attention");
+    const bool learned = attention.value("sketch", "") == "learned";
+    parameters_of[learned ? "learned" : run.info.method] = metric_value(run, "parameters");
     loss_of[run.info.method] = loss;
   }
   EXPECT_NEAR(loss_of.at("sdpa"), loss_of.at("dense"), 1e-4);
+  // the learned sketch's networks train too: 2 layers x 2 branches x (level 0: LayerNorm(16), 16 -> 64 -> 8;
+  // level 1: LayerNorm(8), 8 -> 64 -> 8) at head dim 16 and r = 8
+  EXPECT_EQ(parameters_of.at("learned") - parameters_of.at("dense"),
+            2 * 2 * ((2 * 16 + 64 * 16 + 8 * 64) + (2 * 8 + 64 * 8 + 8 * 64)));
   const double dense_fraction = metric_value(runs.begin()->second, "memory_fraction");
   EXPECT_GT(dense_fraction, 0);
 }

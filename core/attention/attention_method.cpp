@@ -53,7 +53,8 @@ double resolved_scale(const AttentionInputs& in) {
 }
 
 AttentionRequest request_of(const AttentionInputs& in) {
-  return {shape_of(in), in.causal, in.key_keep_BM.has_value() || in.query_keep_BN.has_value()};
+  return {shape_of(in), in.causal, in.key_keep_BM.has_value() || in.query_keep_BN.has_value(),
+          in.q_features_BHNF ? in.q_features_BHNF->size(-1) : 0};
 }
 
 AttentionMethod::BudgetKnob AttentionMethod::budget_knob(const AttentionShape&) const { return {}; }
@@ -64,6 +65,11 @@ std::vector<std::string> AttentionMethod::unsupported_reasons(const AttentionReq
     reasons.push_back(name() + " does not support causal masking");
   if (request.padded && !capabilities().padding)
     reasons.push_back(name() + " does not support padding masks");
+  if (const int64_t f = capabilities().learned_features; f > 0 && request.learned_features != f)
+    reasons.push_back(fmt::format("{} reads feature maps of size {} that a model learns (the decoder of lm_train "
+                                  "builds them); this call supplies {}", name(), f,
+                                  request.learned_features == 0 ? std::string("none")
+                                                                : "size " + std::to_string(request.learned_features)));
   return reasons;
 }
 
@@ -97,6 +103,14 @@ AttentionOutput AttentionMethod::forward(const AttentionInputs& in, at::Generato
     TORCH_CHECK(in.query_keep_BN->scalar_type() == at::kBool, "query_keep_BN must be bool");
     TORCH_CHECK(in.query_keep_BN->device() == in.q_BHND.device(), "query_keep_BN must be on q_BHND's device (",
                 in.q_BHND.device(), ")");
+  }
+  SMYRF_CHECK(in.q_features_BHNF.has_value() == in.k_features_BHMF.has_value(),
+              "{}: give both q_features_BHNF and k_features_BHMF, or neither", name());
+  if (in.q_features_BHNF) {
+    SMYRF_CHECK_SHAPE(*in.q_features_BHNF, "q_features_BHNF", B, H, N, -1);
+    SMYRF_CHECK_SHAPE(*in.k_features_BHMF, "k_features_BHMF", B, H, M, in.q_features_BHNF->size(3));
+    TORCH_CHECK(in.q_features_BHNF->scalar_type() == dtype && in.k_features_BHMF->scalar_type() == dtype, name(),
+                ": the learned features must have q's dtype");
   }
   SMYRF_CHECK(std::isfinite(in.scale) && in.scale >= 0,
               "{}: scale must be a finite number >= 0 (0 = 1/sqrt(D)), got {}", name(), in.scale);

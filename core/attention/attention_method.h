@@ -32,6 +32,9 @@ struct AttentionInputs {
   bool causal = false;   // query i sees keys j <= i (requires N == M)
   double scale = 0.0;    // logits = scale * q.k; 0 means 1/sqrt(D)
   bool training = false; // attention dropout only applies when true
+  // Feature maps of q and k that a model learns, for methods whose capabilities().learned_features
+  // is their size F (polysketch's sketch "learned"); [B, H, N, F] and [B, H, M, F].
+  std::optional<at::Tensor> q_features_BHNF, k_features_BHMF;
 };
 
 struct AttentionOutput {
@@ -48,6 +51,7 @@ struct AttentionRequest {
   AttentionShape shape;
   bool causal = false;
   bool padded = false;
+  int64_t learned_features = 0;  // the size of the feature maps the caller supplies (0 = none)
 };
 AttentionRequest request_of(const AttentionInputs& inputs);
 
@@ -59,6 +63,9 @@ struct Capabilities {
   bool exact = false;    // equals dense up to rounding for every input
   bool dropout = false;  // takes a `dropout` option: attention-probability dropout while training
   bool lse = false;      // forward() returns lse_BHN
+  // > 0: the method reads q_features_BHNF and k_features_BHMF of this size, which the model learns
+  // (core/models/decoder.h builds them); it serves no call without them.
+  int64_t learned_features = 0;
 };
 
 class AttentionMethod {

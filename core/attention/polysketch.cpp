@@ -14,7 +14,8 @@
 namespace smyrf {
 namespace {
 
-const EnumNames<PolysketchSketch> kSketchNames = {{"gaussian", PolysketchSketch::kGaussian}, {"exact", PolysketchSketch::kExact}};
+const EnumNames<PolysketchSketch> kSketchNames = {
+    {"gaussian", PolysketchSketch::kGaussian}, {"exact", PolysketchSketch::kExact}, {"learned", PolysketchSketch::kLearned}};
 const EnumNames<PolysketchTarget> kTargetNames = {{"softmax", PolysketchTarget::kSoftmax}, {"polynomial", PolysketchTarget::kPolynomial}};
 
 std::string where_of(const JsonReader& reader) { return reader.source().empty() ? "config" : reader.source(); }
@@ -96,6 +97,7 @@ PolysketchAttention::PolysketchAttention(PolysketchOptions options) : options_(s
 Capabilities PolysketchAttention::capabilities() const {
   Capabilities caps;
   caps.causal = true;
+  if (options_.sketch == PolysketchSketch::kLearned) caps.learned_features = options_.sketch_size;
   return caps;
 }
 
@@ -167,6 +169,9 @@ AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at:
   if (options_.sketch == PolysketchSketch::kExact) {
     fq_RNF = self_tensor(q_RND);
     fk_RMF = self_tensor(k_RMD);
+  } else if (options_.sketch == PolysketchSketch::kLearned) {
+    fq_RNF = in.q_features_BHNF->reshape({R, N, -1});
+    fk_RMF = in.k_features_BHMF->reshape({R, M, -1}) * keep_as_float(in.key_keep_BM, B, H, M, opts).unsqueeze(-1);
   } else {
     at::Tensor s1_DF, s2_DF;
     {

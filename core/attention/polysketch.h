@@ -12,6 +12,11 @@
 // LayerNorm absorbs but a drop-in comparison does not; we keep the unbiased one.
 // sketch "exact" replaces phi by the exact self-tensor vec(x' x'^T) (r = D^2): then the output
 // equals polynomial attention of degree 4 (the exactness test).
+// sketch "learned" (the paper's learned sketches): phi(q) and phi(k) are AttentionInputs'
+// q_features_BHNF / k_features_BHMF of size sketch_size, which the model computes with a small
+// network per layer and trains with everything else (core/models/decoder.h); the method then
+// serves only calls that supply them (capabilities().learned_features), and local_exact keeps the
+// exact degree-4 weights of q' and k' in the diagonal blocks.
 // The squared weights are never expanded per pair: sum_j <phi_i, phi_j>^2 [v_j, 1] =
 // (phi_i (x) phi_i) . sum_j (phi_j (x) phi_j) [v_j, 1]^T, with summaries of r^2 x (E+1) built
 // block by block (`block` positions at a time, so r^2 features exist for one block only).
@@ -20,7 +25,7 @@
 // blocks use the exact degree-4 weights instead (the paper's "polysketch + local"; depends on
 // block; needs N == M).
 // Options: {"method": "polysketch", "sketch_size": 64, "block": 256, "local_exact": false,
-//           "sketch": "gaussian"|"exact", "target": "softmax"|"polynomial"}; target names the
+//           "sketch": "gaussian"|"exact"|"learned", "target": "softmax"|"polynomial"}; target names the
 // function the fidelity pipeline reports as rel_fro_error (it reports both).
 // Training memory: autograd keeps every block's r^2 self-tensors (about 2 N r^2 entries per row,
 // more than N^2 for N < 2 r^2); cost() counts the inference buffers. No lse. Shapes: as attention_method.h; features [R, N, r]. Tested by tests/attention/test_polysketch.cpp
@@ -56,14 +61,14 @@ class PolynomialAttention : public AttentionMethod {
   PolynomialOptions options_;
 };
 
-enum class PolysketchSketch { kGaussian, kExact };
+enum class PolysketchSketch { kGaussian, kExact, kLearned };
 enum class PolysketchTarget { kSoftmax, kPolynomial };
 
 struct PolysketchOptions {
   int64_t sketch_size = 64;
   int64_t block = 256;
   bool local_exact = false;
-  PolysketchSketch sketch = PolysketchSketch::kGaussian;  // "gaussian" | "exact"
+  PolysketchSketch sketch = PolysketchSketch::kGaussian;  // "gaussian" | "exact" | "learned"
   PolysketchTarget target = PolysketchTarget::kSoftmax;   // "softmax" | "polynomial"
   static PolysketchOptions from_json(JsonReader& reader);
 };

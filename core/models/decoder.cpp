@@ -176,7 +176,14 @@ nlohmann::json DecoderConfig::to_hf_json() const {
           {"tie_word_embeddings", tie_word_embeddings}, {"initializer_range", initializer_range}};
 }
 
-TransformerDecoderImpl::TransformerDecoderImpl(const DecoderConfig& config, uint64_t init_seed) : config_(config) {
+struct TransformerDecoderImpl::LearnedSketch {
+  int64_t features = 0;
+  // [branch][level]
+  at::Tensor norm_weight[2][2], norm_bias[2][2], up[2][2], down[2][2];
+};
+
+TransformerDecoderImpl::TransformerDecoderImpl(const DecoderConfig& config, uint64_t init_seed)
+    : config_(config), init_seed_(init_seed) {
   const int64_t C = config.hidden_size, V = config.vocab_size, F = config.intermediate_size, D = config.head_dim;
   const int64_t HD = config.num_heads * D, GD = config.num_kv_heads * D;
   const bool llama = config.architecture == DecoderArchitecture::kLlama;
@@ -233,6 +240,56 @@ TransformerDecoderImpl::TransformerDecoderImpl(const DecoderConfig& config, uint
   }
   auto dense = std::shared_ptr<const AttentionMethod>(make_attention({{"method", "dense"}}));
   attention_.assign(static_cast<size_t>(config.num_layers), dense);
+  sketches_.resize(static_cast<size_t>(config.num_layers));
+}
+
+void TransformerDecoderImpl::add_learned_sketch(size_t l, int64_t r) {
+  if (sketches_[l]) {
+    if (sketches_[l]->features != r)
+      throw ConfigError(fmt::format("layer {} already has a learned sketch of size {}; a model learns one size per "
+                                    "layer, so give the methods of a model the same sketch_size (got {})", l,
+                                    sketches_[l]->features, r));
+    return;
+  }
+  const bool llama = config_.architecture == DecoderArchitecture::kLlama;
+  const std::string prefix = (llama ? "layers." : "h.") + std::to_string(l) + (llama ? ".self_attn" : ".attn") + ".sketch.";
+  auto sketch = std::make_shared<LearnedSketch>();
+  sketch->features = r;
+  at::Generator generator = at::detail::createCPUGenerator(init_seed_ * 0x9E3779B97F4A7C15ULL + 0x5e7c + l);
+  torch::NoGradGuard no_grad;
+  // LayerNorms start as the identity, the linear maps LeCun-normal (std 1/sqrt(fan_in))
+  const auto parameter = [&](const std::string& name, const at::Tensor& values) {
+    at::Tensor p = add_parameter(*body_, prefix + name, values.sizes());
+    p.set_data(values.to(embed_.options()));
+    return p;
+  };
+  const auto lecun = [&](int64_t out, int64_t in) {
+    return at::normal(0.0, 1.0 / std::sqrt(static_cast<double>(in)), {out, in}, generator, at::kFloat);
+  };
+  for (int branch = 0; branch < 2; ++branch)
+    for (int level = 0; level < 2; ++level) {
+      const int64_t in = level == 0 ? config_.head_dim : r;
+      const std::string at = std::to_string(branch) + "." + std::to_string(level) + ".";
+      sketch->norm_weight[branch][level] = parameter(at + "norm.weight", at::ones({in}));
+      sketch->norm_bias[branch][level] = parameter(at + "norm.bias", at::zeros({in}));
+      sketch->up[branch][level] = parameter(at + "up.weight", lecun(8 * r, in));
+      sketch->down[branch][level] = parameter(at + "down.weight", lecun(r, 8 * r));
+    }
+  sketches_[l] = sketch;
+}
+
+at::Tensor TransformerDecoderImpl::sketch_features(const LearnedSketch& sketch, const at::Tensor& x_BHND) {
+  at::Tensor branch_out[2];
+  for (int branch = 0; branch < 2; ++branch) {
+    at::Tensor h = x_BHND;
+    for (int level = 0; level < 2; ++level) {
+      h = at::layer_norm(h, {h.size(-1)}, sketch.norm_weight[branch][level], sketch.norm_bias[branch][level], 1e-5);
+      h = at::linear(at::gelu(at::linear(h, sketch.up[branch][level])), sketch.down[branch][level]);
+    }
+    branch_out[branch] = h;
+  }
+  const double root_r = std::sqrt(static_cast<double>(sketch.features));
+  return at::tanh(branch_out[0] * branch_out[1] / root_r) * root_r;
 }
 
 void TransformerDecoderImpl::set_attention(std::shared_ptr<const AttentionMethod> method,
@@ -245,9 +302,13 @@ void TransformerDecoderImpl::set_attention(std::shared_ptr<const AttentionMethod
     if (layer < 0 || layer >= config_.num_layers)
       throw ConfigError(fmt::format("attention layer {} does not exist: the model has layers 0..{}", layer,
                                     config_.num_layers - 1));
-  if (layers.empty())
-    for (auto& slot : attention_) slot = method;
-  for (int64_t layer : layers) attention_[static_cast<size_t>(layer)] = method;
+  std::vector<int64_t> chosen = layers;
+  if (chosen.empty())
+    for (int64_t l = 0; l < config_.num_layers; ++l) chosen.push_back(l);
+  for (int64_t layer : chosen) {
+    if (const int64_t r = method->capabilities().learned_features; r > 0) add_learned_sketch(static_cast<size_t>(layer), r);
+    attention_[static_cast<size_t>(layer)] = method;
+  }
 }
 
 const AttentionMethod& TransformerDecoderImpl::attention(int64_t layer) const {
@@ -287,6 +348,10 @@ at::Tensor TransformerDecoderImpl::attend(size_t l, const at::Tensor& h_BNC, con
     in.v_BHME = heads(at::linear(h_BNC, layer.v, layer.v_b), G).repeat_interleave(H / G, 1);
   }
   if (keep_BN) in.key_keep_BM = *keep_BN, in.query_keep_BN = *keep_BN;
+  if (attention_[l]->capabilities().learned_features > 0) {
+    in.q_features_BHNF = sketch_features(*sketches_[l], in.q_BHND);
+    in.k_features_BHMF = sketch_features(*sketches_[l], in.k_BHMD);
+  }
   in.causal = true;
   in.scale = 1.0 / std::sqrt(static_cast<double>(D));
   in.training = is_training();

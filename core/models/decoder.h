@@ -65,7 +65,13 @@ class TransformerDecoderImpl : public torch::nn::Module {
   explicit TransformerDecoderImpl(const DecoderConfig& config, uint64_t init_seed = 0);
 
   // Every layer dense (causal) until told otherwise; `layers` empty means all. The method must
-  // support causal masking (ConfigError otherwise, with its reasons).
+  // support causal masking (ConfigError otherwise, with its reasons). A method that reads learned
+  // feature maps (polysketch's sketch "learned": capabilities().learned_features = r) gets, in each
+  // of its layers, a feature network registered as parameters (trained with the rest, saved with
+  // the weights): the paper's sketch layer, shared by q and k and across heads, two branches of two
+  // levels LayerNorm -> Linear(8r, no bias) -> GELU -> Linear(r, no bias), combined as
+  // phi(x) = tanh(x1 o x2 / sqrt(r)) sqrt(r); names <layer>.self_attn.sketch.{branch}.{level}.*
+  // (GPT-2: <layer>.attn.sketch.*), initialised from the init seed and the layer.
   void set_attention(std::shared_ptr<const AttentionMethod> method, const std::vector<int64_t>& layers = {});
   const AttentionMethod& attention(int64_t layer) const;
 
@@ -81,13 +87,18 @@ class TransformerDecoderImpl : public torch::nn::Module {
                     at::Generator& generator, const EncoderForwardOptions& options);
   at::Tensor feed_forward(size_t l, const at::Tensor& h_BNC);
   at::Tensor norm(const std::shared_ptr<torch::nn::Module>& m, const at::Tensor& x) const;
+  struct LearnedSketch;
+  void add_learned_sketch(size_t l, int64_t features);
+  static at::Tensor sketch_features(const LearnedSketch& sketch, const at::Tensor& x_BHND);
 
   DecoderConfig config_;
+  uint64_t init_seed_ = 0;
   std::shared_ptr<torch::nn::Module> body_;  // "model" (Llama) or "transformer" (GPT-2)
   at::Tensor embed_, positions_, head_;       // head_ undefined when tied to embed_
   std::shared_ptr<torch::nn::Module> final_norm_;
   std::vector<std::shared_ptr<Layer>> layers_;
   std::vector<std::shared_ptr<const AttentionMethod>> attention_;
+  std::vector<std::shared_ptr<LearnedSketch>> sketches_;  // per layer; null where none was needed
 };
 TORCH_MODULE(TransformerDecoder);
 

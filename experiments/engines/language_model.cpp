@@ -93,7 +93,9 @@ std::shared_ptr<const AttentionMethod> causal_attention(const nlohmann::json& at
   BudgetChoice budget = resolve_memory_budget(
       attention.is_null() ? nlohmann::json{{"method", "dense"}} : attention, shape, "attention", source);
   std::shared_ptr<const AttentionMethod> method = make_attention(budget.attention, "attention", source);
-  if (const auto reasons = method->unsupported_reasons({shape, true, false}); !reasons.empty())
+  // the decoder supplies the learned feature maps a method asks for (core/models/decoder.h)
+  const AttentionRequest request{shape, true, false, method->capabilities().learned_features};
+  if (const auto reasons = method->unsupported_reasons(request); !reasons.empty())
     throw ConfigError(fmt::format("config '{}': 'attention' ({}) cannot serve a causal language model at a context of "
                                   "{} tokens: {}", source, method->name(), context, join(reasons, "; ")));
   if (choice) *choice = budget;

@@ -43,6 +43,39 @@ TEST(Polysketch, ExactTensorProductsGivePolynomialAttention) {
   }
 }
 
+// sketch "learned" takes phi(q), phi(k) from the caller: given the Gaussian sketch's own features
+// (computed here from the draws forward() returns) it reproduces the Gaussian sketch, padding and
+// causal mask included; without features it refuses, saying where they come from.
+TEST(Polysketch, LearnedSketchWithTheGaussianFeaturesIsTheGaussianSketch) {
+  for (bool causal : {false, true}) {
+    AttentionInputs in = padded_inputs(37, causal ? 37 : 23, causal, 5);
+    const int64_t r = 8;
+    const AttentionOutput gaussian =
+        run(*method_of({{"method", "polysketch"}, {"sketch_size", r}, {"block", 8}}), in, 3);
+    const double root_scale = std::sqrt(in.scale > 0 ? in.scale : 1.0 / std::sqrt(static_cast<double>(in.q_BHND.size(3))));
+    const auto features = [&](const at::Tensor& x) {
+      const at::Tensor x0 = at::nan_to_num(x, 0.0) * root_scale;
+      return at::matmul(x0, gaussian.aux.at("sketch_1_DF")) * at::matmul(x0, gaussian.aux.at("sketch_2_DF")) /
+             std::sqrt(static_cast<double>(r));
+    };
+    AttentionInputs with_features = in;
+    with_features.q_features_BHNF = features(in.q_BHND);
+    with_features.k_features_BHMF = features(in.k_BHMD);
+    const auto learned = method_of({{"method", "polysketch"}, {"sketch_size", r}, {"block", 8}, {"sketch", "learned"}});
+    EXPECT_EQ(learned->capabilities().learned_features, r);
+    const at::Tensor out = run(*learned, with_features, 3).out_BHNE;
+    const at::Tensor rows = in.query_keep_BN ? in.query_keep_BN->view({in.q_BHND.size(0), 1, -1, 1})
+                                             : at::ones({1, 1, 1, 1}, at::kBool);
+    EXPECT_CLOSE(at::where(rows, out, 0.0), at::where(rows, gaussian.out_BHNE, 0.0), 1e-12, 1e-10) << causal;
+    try {
+      run(*learned, in, 3);
+      ADD_FAILURE() << "a learned sketch without features must be refused";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("feature maps of size 8 that a model learns"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Polysketch, ResultDoesNotDependOnBlockSizeAndCausalLastRowIsNonCausal) {
   AttentionInputs in = random_inputs(1, 2, 97, 97, 8, 5, at::kDouble, 4);
   in.causal = true;
