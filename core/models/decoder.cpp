@@ -68,8 +68,13 @@ void read_llama(const ConfigReader& r, DecoderConfig& c) {
     const auto& p = r.j[key];
     if (!p.is_object()) r.unsupported(key, p.dump(), "expected an object");
     const std::string type = p.value("rope_type", p.value("type", std::string("default")));
-    if (type != "default") r.unsupported(key, p.dump(), "only the default RoPE is implemented");
+    if (type != "default" && type != "linear")
+      r.unsupported(key, p.dump(), "only the default RoPE and its \"linear\" scaling are implemented");
     if (p.contains("rope_theta")) c.rope_theta = p["rope_theta"].get<double>();
+    if (type == "linear") {
+      c.rope_linear_factor = p.value("factor", 0.0);
+      if (!(c.rope_linear_factor > 0)) r.unsupported(key, p.dump(), "linear scaling needs a factor > 0");
+    }
   }
 }
 
@@ -173,7 +178,11 @@ nlohmann::json DecoderConfig::to_hf_json() const {
           {"num_key_value_heads", num_kv_heads}, {"intermediate_size", intermediate_size}, {"head_dim", head_dim},
           {"max_position_embeddings", max_positions}, {"rms_norm_eps", norm_eps}, {"rope_theta", rope_theta},
           {"hidden_act", "silu"}, {"attention_bias", attention_bias}, {"mlp_bias", mlp_bias},
-          {"tie_word_embeddings", tie_word_embeddings}, {"initializer_range", initializer_range}};
+          {"tie_word_embeddings", tie_word_embeddings}, {"initializer_range", initializer_range},
+          {"rope_parameters", rope_linear_factor == 1.0
+                                  ? nlohmann::json{{"rope_type", "default"}, {"rope_theta", rope_theta}}
+                                  : nlohmann::json{{"rope_type", "linear"}, {"factor", rope_linear_factor},
+                                                   {"rope_theta", rope_theta}}}};
 }
 
 struct TransformerDecoderImpl::LearnedSketch {
@@ -337,7 +346,8 @@ at::Tensor TransformerDecoderImpl::attend(size_t l, const at::Tensor& h_BNC, con
     in.q_BHND = heads(qkv.select(2, 0), H), in.k_BHMD = heads(qkv.select(2, 1), H), in.v_BHME = heads(qkv.select(2, 2), H);
   } else {
     // RoPE as transformers computes it: inverse frequencies and angles in float32, then x's dtype
-    const at::Tensor inv_freq = 1.0 / at::pow(config_.rope_theta, at::arange(0, D, 2, at::kLong).to(at::kFloat) / D);
+    const at::Tensor inv_freq =
+        1.0 / at::pow(config_.rope_theta, at::arange(0, D, 2, at::kLong).to(at::kFloat) / D) / config_.rope_linear_factor;
     const at::Tensor angles = at::outer(at::arange(N, at::kFloat), inv_freq);
     const at::Tensor emb = at::cat({angles, angles}, -1);
     const at::Tensor cos = emb.cos().to(h_BNC.scalar_type()), sin = emb.sin().to(h_BNC.scalar_type());

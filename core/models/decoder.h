@@ -42,6 +42,7 @@ struct DecoderConfig {
   int64_t intermediate_size = 0, max_positions = 0, head_dim = 0;
   double norm_eps = 1e-6;        // rms_norm_eps (Llama), layer_norm_epsilon (GPT-2)
   double rope_theta = 10000.0;   // Llama
+  double rope_linear_factor = 1.0;  // Llama: RoPE "linear" scaling (positions / factor), as long-context fine-tunes use
   bool tie_word_embeddings = false;
   bool attention_bias = false, mlp_bias = false;  // Llama
   double hidden_dropout = 0.0;   // GPT-2: resid_pdrop, applied after the embeddings too (embd_pdrop)

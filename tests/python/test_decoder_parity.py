@@ -1,6 +1,7 @@
 """Our decoder-only causal LMs (core/models/decoder.h, through `smyrf lm`) against transformers.
 
-A tiny random Llama (grouped-query attention 4/2 heads, RoPE, RMSNorm, SwiGLU; untied head) and a
+A tiny random Llama (grouped-query attention 4/2 heads, RoPE, RMSNorm, SwiGLU; untied head; also with
+RoPE's "linear" scaling) and a
 tiny random GPT-2 (learned positions, LayerNorm, Conv1D weights, tied head), saved by transformers
 as safetensors: the logits and every hidden state within 1e-4 at real tokens of a right-padded
 batch. In float64 GPT-2 agrees within 1e-10; Llama within 1e-4 only, because transformers computes
@@ -20,10 +21,12 @@ import transformers
 
 def save_random(kind, directory):
     torch.manual_seed(3)
-    if kind == "llama":
+    if kind.startswith("llama"):
+        # llama_linear: RoPE with "linear" scaling, as long-context fine-tunes (LLaMA-2-7B-32K) use
+        scaling = {"rope_scaling": {"rope_type": "linear", "factor": 4.0}} if kind == "llama_linear" else {}
         config = transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
                                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                          rope_theta=500.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
+                                          rope_theta=500.0, rms_norm_eps=1e-5, tie_word_embeddings=False, **scaling)
         model = transformers.LlamaForCausalLM(config)
     else:
         config = transformers.GPT2Config(vocab_size=97, n_embd=48, n_layer=3, n_head=4, n_positions=128)
@@ -44,7 +47,7 @@ def run_lm(smyrf_cli, model_dir, rows, out_path, extra=()):
     return h5py.File(out_path, "r")
 
 
-@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("kind", ["llama", "llama_linear", "gpt2"])
 @pytest.mark.parametrize("float64", [False, True])
 def test_random_decoders_match_transformers(smyrf_cli, tmp_path, kind, float64):
     model = save_random(kind, tmp_path / kind)
