@@ -66,6 +66,34 @@ PipelineTokenizer::PipelineTokenizer(PipelineParts parts) : parts_(std::move(par
   }
 }
 
+namespace {
+
+std::u32string replace_all(const std::u32string& s, const std::u32string& pattern, const std::u32string& text) {
+  if (pattern.empty()) return s;
+  std::u32string out;
+  std::size_t from = 0;
+  for (std::size_t at; (at = s.find(pattern, from)) != std::u32string::npos; from = at + pattern.size())
+    out.append(s, from, at - from).append(text);
+  return out.append(s, from, std::u32string::npos);
+}
+
+// HF's Metaspace pre-tokenizer on one segment (see MetaspaceOptions).
+std::vector<std::u32string> metaspace_words(std::u32string_view segment, bool at_start, const MetaspaceOptions& o) {
+  std::u32string s = replace_all(std::u32string(segment), U" ", std::u32string(1, o.replacement));
+  const bool prepend = o.prepend == MetaspaceOptions::Prepend::kAlways ||
+                       (o.prepend == MetaspaceOptions::Prepend::kFirst && at_start);
+  if (prepend && (s.empty() || s.front() != o.replacement)) s.insert(s.begin(), o.replacement);
+  if (!o.split) return {s};
+  std::vector<std::u32string> words;
+  for (char32_t c : s) {
+    if (c == o.replacement || words.empty()) words.emplace_back();
+    words.back().push_back(c);
+  }
+  return words;
+}
+
+}  // namespace
+
 std::u32string PipelineTokenizer::normalize(std::u32string_view text) const {
   std::u32string s(text);
   for (const NormalizerStep& step : parts_.normalizer) {
@@ -85,6 +113,12 @@ std::u32string PipelineTokenizer::normalize(std::u32string_view text) const {
         break;
       case NormalizerStep::Kind::kStripAccents:
         s.erase(std::remove_if(s.begin(), s.end(), is_mark_nonspacing_unicode9), s.end());
+        break;
+      case NormalizerStep::Kind::kPrepend:
+        if (!s.empty()) s.insert(0, step.text);
+        break;
+      case NormalizerStep::Kind::kReplace:
+        s = replace_all(s, step.pattern, step.text);
         break;
     }
   }
@@ -156,21 +190,31 @@ void PipelineTokenizer::run(const std::string& text, std::vector<int64_t>& ids,
       if (inner.token) {
         emit_added(*inner.token);
       } else {
-        model_segment(std::u32string_view(normalized).substr(inner.begin, inner.end - inner.begin), ids, tokens);
+        model_segment(std::u32string_view(normalized).substr(inner.begin, inner.end - inner.begin),
+                      outer.begin == 0 && inner.begin == 0, ids, tokens);
       }
     }
   }
 }
 
-void PipelineTokenizer::model_segment(std::u32string_view segment, std::vector<int64_t>& ids,
+void PipelineTokenizer::model_segment(std::u32string_view segment, bool at_start, std::vector<int64_t>& ids,
                                       std::vector<std::string>* tokens) const {
   if (segment.empty()) return;
-  if (parts_.pre_tokenizer.kind == PreTokenizer::Kind::kBert) {
-    for (const std::u32string& word : bert_pre_tokenize(segment))
-      parts_.model->tokenize_word(utf8_encode(word), ids, tokens);
-  } else {
-    for (const std::string& word : byte_level_pre_tokenize(segment, parts_.pre_tokenizer.byte_level))
-      parts_.model->tokenize_word(word, ids, tokens);
+  switch (parts_.pre_tokenizer.kind) {
+    case PreTokenizer::Kind::kBert:
+      for (const std::u32string& word : bert_pre_tokenize(segment)) parts_.model->tokenize_word(utf8_encode(word), ids, tokens);
+      break;
+    case PreTokenizer::Kind::kByteLevel:
+      for (const std::string& word : byte_level_pre_tokenize(segment, parts_.pre_tokenizer.byte_level))
+        parts_.model->tokenize_word(word, ids, tokens);
+      break;
+    case PreTokenizer::Kind::kMetaspace:
+      for (const std::u32string& word : metaspace_words(segment, at_start, parts_.pre_tokenizer.metaspace))
+        parts_.model->tokenize_word(utf8_encode(word), ids, tokens);
+      break;
+    case PreTokenizer::Kind::kNone:
+      parts_.model->tokenize_word(utf8_encode(segment), ids, tokens);
+      break;
   }
 }
 

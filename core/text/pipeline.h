@@ -34,15 +34,30 @@ struct AddedToken {
 };
 
 struct NormalizerStep {
-  enum class Kind { kBert, kLowercase, kNfd, kStripAccents };
+  // kPrepend: `text` before a non-empty input; kReplace: every `pattern` (a plain string) by `text`
+  // (SentencePiece-style BPE, e.g. Llama 2: Prepend "▁", then Replace " " by "▁").
+  enum class Kind { kBert, kLowercase, kNfd, kStripAccents, kPrepend, kReplace };
   Kind kind = Kind::kBert;
   BertNormalizerOptions bert;  // kBert only
+  std::u32string pattern, text;
+};
+
+// HF's Metaspace: spaces become `replacement`, which is prepended (kAlways; kFirst: only to the
+// text's first segment, the one at offset 0) unless the segment starts with it; with `split`, a word
+// starts at every replacement character.
+struct MetaspaceOptions {
+  enum class Prepend { kAlways, kFirst, kNever };
+  char32_t replacement = U'\u2581';
+  Prepend prepend = Prepend::kAlways;
+  bool split = true;
 };
 
 struct PreTokenizer {
-  enum class Kind { kBert, kByteLevel };
+  // kNone (pre_tokenizer null): each segment between added tokens is one word
+  enum class Kind { kBert, kByteLevel, kMetaspace, kNone };
   Kind kind = Kind::kBert;
   ByteLevelOptions byte_level;  // kByteLevel only
+  MetaspaceOptions metaspace;   // kMetaspace only
 };
 
 // One piece of a post-processing template: a sequence (A = 0, B = 1) or special token ids.
@@ -95,7 +110,7 @@ class PipelineTokenizer : public Tokenizer {
 
  private:
   void run(const std::string& text, std::vector<int64_t>& ids, std::vector<std::string>* tokens) const;
-  void model_segment(std::u32string_view normalized, std::vector<int64_t>& ids,
+  void model_segment(std::u32string_view normalized, bool at_start, std::vector<int64_t>& ids,
                      std::vector<std::string>* tokens) const;
 
   PipelineParts parts_;

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/text/pipeline.h"
+#include "core/text/unicode.h"
 #include "core/util/check.h"
 #include "core/util/json_options.h"
 #include "core/util/json_parse.h"
@@ -23,6 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using text::AddedToken;
 using text::NormalizerStep;
+using text::MetaspaceOptions;
 using text::PipelineParts;
 using text::PostProcessor;
 using text::PreTokenizer;
@@ -92,6 +94,22 @@ std::vector<NormalizerStep> read_normalizer(const json& j, const std::string& fi
     step.kind = NormalizerStep::Kind::kNfd;
   } else if (type == "StripAccents") {
     step.kind = NormalizerStep::Kind::kStripAccents;
+  } else if (type == "Prepend") {
+    step.kind = NormalizerStep::Kind::kPrepend;
+    std::string prepend;
+    r.require("prepend", prepend);
+    step.text = text::utf8_decode(prepend, file);
+  } else if (type == "Replace") {
+    step.kind = NormalizerStep::Kind::kReplace;
+    const json& pattern = r.raw("pattern");
+    std::string content;
+    r.require("content", content);
+    if (!pattern.is_object() || !pattern.contains("String") || !pattern["String"].is_string() || pattern["String"] == "")
+      throw ConfigError(fmt::format("{}: '{}.pattern' is {}; this harness replaces plain strings only "
+                                    "({{\"String\": \"...\"}}), not regular expressions", file, path,
+                                    json_excerpt(pattern)));
+    step.pattern = text::utf8_decode(pattern["String"].get<std::string>(), file);
+    step.text = text::utf8_decode(content, file);
   } else if (type == "Sequence") {
     const json& list = r.raw("normalizers");
     if (!list.is_array()) throw ConfigError(fmt::format("{}: '{}.normalizers' must be an array", file, path));
@@ -102,25 +120,53 @@ std::vector<NormalizerStep> read_normalizer(const json& j, const std::string& fi
     return steps;
   } else {
     throw ConfigError(fmt::format("{}: '{}.type' is \"{}\", which this harness does not implement; supported "
-                                  "normalizers: BertNormalizer, Lowercase, NFD, StripAccents, Sequence, null",
+                                  "normalizers: BertNormalizer, Lowercase, NFD, StripAccents, Prepend, Replace, Sequence, null",
                                   file, path, type));
   }
   steps.push_back(step);
   return steps;
 }
 
+MetaspaceOptions read_metaspace(JsonReader& r, const std::string& file) {
+  MetaspaceOptions m;
+  std::string replacement = "\u2581", scheme;
+  r.get("replacement", replacement).get("split", m.split).get("prepend_scheme", scheme);
+  const std::u32string chars = text::utf8_decode(replacement, file);
+  if (chars.size() != 1)
+    throw ConfigError(fmt::format("{}: 'pre_tokenizer.replacement' must be one character, got \"{}\"", file, replacement));
+  m.replacement = chars[0];
+  if (scheme.empty()) {  // files older than prepend_scheme say add_prefix_space
+    bool add_prefix_space = true;
+    r.get("add_prefix_space", add_prefix_space);
+    scheme = add_prefix_space ? "always" : "never";
+  }
+  if (scheme == "always") m.prepend = MetaspaceOptions::Prepend::kAlways;
+  else if (scheme == "first") m.prepend = MetaspaceOptions::Prepend::kFirst;
+  else if (scheme == "never") m.prepend = MetaspaceOptions::Prepend::kNever;
+  else
+    throw ConfigError(fmt::format("{}: 'pre_tokenizer.prepend_scheme' is \"{}\"; expected always, first or never", file,
+                                  scheme));
+  return m;
+}
+
 PreTokenizer read_pre_tokenizer(const json& j, const std::string& file) {
-  const char* supported = "supported pre_tokenizers: BertPreTokenizer, ByteLevel";
-  if (j.is_null()) throw ConfigError(fmt::format("{}: 'pre_tokenizer' is null; {}", file, supported));
+  const char* supported = "supported pre_tokenizers: BertPreTokenizer, ByteLevel, Metaspace, null";
+  PreTokenizer p;
+  if (j.is_null()) {
+    p.kind = PreTokenizer::Kind::kNone;
+    return p;
+  }
   JsonReader r(j, "pre_tokenizer", file);
   std::string type;
   r.require("type", type);
-  PreTokenizer p;
   if (type == "BertPreTokenizer") {
     p.kind = PreTokenizer::Kind::kBert;
   } else if (type == "ByteLevel") {
     p.kind = PreTokenizer::Kind::kByteLevel;
     r.get("add_prefix_space", p.byte_level.add_prefix_space).get("use_regex", p.byte_level.use_regex);
+  } else if (type == "Metaspace") {
+    p.kind = PreTokenizer::Kind::kMetaspace;
+    p.metaspace = read_metaspace(r, file);
   } else {
     throw ConfigError(fmt::format("{}: 'pre_tokenizer.type' is \"{}\", which this harness does not implement; {}",
                                   file, type, supported));

