@@ -513,10 +513,17 @@ TEST_F(TokenizerFiles, UnsupportedSettingsInTokenizerJson) {
   EXPECT_TRUE(contains(msg, "tokenizer.json"));
   EXPECT_TRUE(contains(msg, "\"Unigram\" is not supported"));
   const json bpe = {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", json::array()}};
-  write("tokenizer.json", json{{"model", bpe}, {"pre_tokenizer", {{"type", "Metaspace"}}}}.dump());
+  write("tokenizer.json", json{{"model", bpe}, {"pre_tokenizer", {{"type", "Split"}}}}.dump());
   msg = error_of<ConfigError>([&] { load_tokenizer(dir()); });
   EXPECT_TRUE(contains(msg, "tokenizer.json"));
-  EXPECT_TRUE(contains(msg, "Metaspace"));
+  EXPECT_TRUE(contains(msg, "\"Split\", which this harness does not implement")) << msg;
+  write("tokenizer.json",
+        json{{"model", bpe}, {"pre_tokenizer", {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}}}}.dump());
+  EXPECT_TRUE(contains(error_of<ConfigError>([&] { load_tokenizer(dir()); }), "expected always, first or never"));
+  write("tokenizer.json", json{{"model", bpe},
+                               {"normalizer", {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", "_"}}},
+                               {"pre_tokenizer", nullptr}}.dump());
+  EXPECT_TRUE(contains(error_of<ConfigError>([&] { load_tokenizer(dir()); }), "not regular expressions"));
   write("tokenizer.json", json{{"model", bpe}, {"pre_tokenizer", {{"type", "ByteLevel"}}}}.dump());
   const auto no_pad = load_tokenizer(dir());  // loads: a tokenizer without padding token is usable ...
   EXPECT_EQ(no_pad->ids_of("a"), (std::vector<int64_t>{0}));
