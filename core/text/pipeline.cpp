@@ -200,6 +200,24 @@ void PipelineTokenizer::run(const std::string& text, std::vector<int64_t>& ids,
 void PipelineTokenizer::model_segment(std::u32string_view segment, bool at_start, std::vector<int64_t>& ids,
                                       std::vector<std::string>* tokens) const {
   if (segment.empty()) return;
+  if (parts_.pre_tokenizer.digits) {
+    // HF's Digits: numbers isolated (each digit alone when individual), the rest between them kept whole
+    const bool individual = *parts_.pre_tokenizer.digits;
+    std::size_t start = 0;
+    for (std::size_t i = 1; i <= segment.size(); ++i) {
+      const bool cut = i == segment.size() || is_number(segment[i]) != is_number(segment[i - 1]) ||
+                       (individual && is_number(segment[i]));
+      if (!cut) continue;
+      model_piece(segment.substr(start, i - start), at_start && start == 0, ids, tokens);
+      start = i;
+    }
+    return;
+  }
+  model_piece(segment, at_start, ids, tokens);
+}
+
+void PipelineTokenizer::model_piece(std::u32string_view segment, bool at_start, std::vector<int64_t>& ids,
+                                    std::vector<std::string>* tokens) const {
   switch (parts_.pre_tokenizer.kind) {
     case PreTokenizer::Kind::kBert:
       for (const std::u32string& word : bert_pre_tokenize(segment)) parts_.model->tokenize_word(utf8_encode(word), ids, tokens);

@@ -58,6 +58,9 @@ struct PreTokenizer {
   Kind kind = Kind::kBert;
   ByteLevelOptions byte_level;  // kByteLevel only
   MetaspaceOptions metaspace;   // kMetaspace only
+  // A Sequence that starts with HF's Digits: numbers (\p{N}) are first split from the rest, one
+  // piece per digit when true (SmolLM's tokenizers) or per run of digits, then `kind` runs on each piece.
+  std::optional<bool> digits;
 };
 
 // One piece of a post-processing template: a sequence (A = 0, B = 1) or special token ids.
@@ -111,6 +114,9 @@ class PipelineTokenizer : public Tokenizer {
  private:
   void run(const std::string& text, std::vector<int64_t>& ids, std::vector<std::string>* tokens) const;
   void model_segment(std::u32string_view normalized, bool at_start, std::vector<int64_t>& ids,
+                     std::vector<std::string>* tokens) const;
+  // One piece after the Digits split (or the whole segment): the pre-tokenizer, then the model.
+  void model_piece(std::u32string_view piece, bool at_start, std::vector<int64_t>& ids,
                      std::vector<std::string>* tokens) const;
 
   PipelineParts parts_;

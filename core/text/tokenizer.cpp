@@ -150,7 +150,7 @@ MetaspaceOptions read_metaspace(JsonReader& r, const std::string& file) {
 }
 
 PreTokenizer read_pre_tokenizer(const json& j, const std::string& file) {
-  const char* supported = "supported pre_tokenizers: BertPreTokenizer, ByteLevel, Metaspace, null";
+  const char* supported = "supported pre_tokenizers: BertPreTokenizer, ByteLevel, Metaspace, null, Sequence [Digits, one of these]";
   PreTokenizer p;
   if (j.is_null()) {
     p.kind = PreTokenizer::Kind::kNone;
@@ -159,6 +159,18 @@ PreTokenizer read_pre_tokenizer(const json& j, const std::string& file) {
   JsonReader r(j, "pre_tokenizer", file);
   std::string type;
   r.require("type", type);
+  if (type == "Sequence") {
+    const json& list = r.raw("pretokenizers");
+    const bool digits_first = list.is_array() && list.size() == 2 && list[0].is_object() &&
+                              list[0].value("type", "") == "Digits" && list[1].is_object() &&
+                              list[1].value("type", "") != "Sequence";
+    if (!digits_first)
+      throw ConfigError(fmt::format("{}: 'pre_tokenizer' is a Sequence {}; the one Sequence this harness implements is "
+                                    "[Digits, one of BertPreTokenizer, ByteLevel, Metaspace]", file, json_excerpt(list)));
+    p = read_pre_tokenizer(list[1], file);
+    p.digits = list[0].value("individual_digits", false);
+    return p;
+  }
   if (type == "BertPreTokenizer") {
     p.kind = PreTokenizer::Kind::kBert;
   } else if (type == "ByteLevel") {

@@ -69,7 +69,7 @@ class Tokenizer {
 // Reads `dir/tokenizer.json` when present (HF tokenizers format: model WordPiece or BPE (with
 // byte_fallback, as SentencePiece-style Llama tokenizers); normalizer BertNormalizer, Lowercase, NFD,
 // StripAccents, Prepend, Replace (plain strings) or a Sequence of them; pre_tokenizer
-// BertPreTokenizer, ByteLevel, Metaspace or null; post_processor TemplateProcessing, BertProcessing,
+// BertPreTokenizer, ByteLevel, Metaspace, null, or a Sequence of Digits and one of those; post_processor TemplateProcessing, BertProcessing,
 // RobertaProcessing, ByteLevel or none; added_tokens), else the classic files:
 //   vocab.txt                 WordPiece; tokenizer_config.json (do_lower_case, strip_accents,
 //                             tokenize_chinese_chars, *_token) and special_tokens_map.json if present

@@ -270,6 +270,25 @@ def test_sentencepiece_style_bpe(smyrf_cli, real_lines, tmp_path, style):
     print(f"SentencePiece-style BPE ({style}): {n} lines equal, {fallback} of them with byte fallback")
 
 
+@pytest.mark.parametrize("individual", [True, False])
+def test_digits_then_byte_level_bpe(smyrf_cli, real_lines, tmp_path, individual):
+    """Sequence [Digits, ByteLevel], as SmolLM's byte-level BPE splits numbers (one token per digit)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=individual),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.train_from_iterator(real_lines[::2], trainers.BpeTrainer(vocab_size=2000, show_progress=False,
+                                                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok_dir = tmp_path / "digits"
+    tok_dir.mkdir()
+    tok.save(str(tok_dir / "tokenizer.json"))
+    numbers = ["2024-12-07 v1.25.3 0x7f 1,000,000.50", "\u0663\u0664\u0665 \u0be7\u0be8 \u00bd \u216b 12\u00b3 \U0001d7ce\U0001d7cf"]
+    lines = real_lines + CRAFTED + numbers
+    theirs = reference(tok_dir / "tokenizer.json").encode_batch(lines)
+    assert sum(any(c.isdigit() for c in line) for line in lines) >= 300
+    n = assert_same(smyrf_tokenize(smyrf_cli, tok_dir, lines, tmp_path), theirs, lines, f"Digits({individual}) + ByteLevel")
+    print(f"Digits(individual_digits={individual}) + byte-level BPE: {n} lines equal")
+
+
 @pytest.mark.parametrize("max_length", [6, 40])
 def test_bpe_pairs_truncated(smyrf_cli, real_lines, trained_bpe, tmp_path, max_length):
     json_dir, _ = trained_bpe
