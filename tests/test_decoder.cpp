@@ -151,6 +151,22 @@ TEST(Decoder, ShapesHiddenStatesAndPadding) {
   EXPECT_CLOSE(out.logits_BNV[1].narrow(0, 0, 9), alone.logits_BNV[0], 1e-5, 1e-5);
 }
 
+// Llama's RoPE runs past max_position_embeddings (what it was trained to, as in transformers);
+// GPT-2's learned position table cannot.
+TEST(Decoder, OnlyGpt2IsBoundByItsPositions) {
+  auto generator = test::make_generator(1);
+  const at::Tensor ids = at::randint(61, {1, 200}, test::make_generator(2), at::kLong);
+  TransformerDecoder llama(tiny(DecoderArchitecture::kLlama), 1);
+  EXPECT_EQ(llama->forward(ids, std::nullopt, generator).logits_BNV.size(1), 200);
+  TransformerDecoder gpt2(tiny(DecoderArchitecture::kGpt2), 1);
+  try {
+    gpt2->forward(ids, std::nullopt, generator);
+    ADD_FAILURE() << "GPT-2 took 200 tokens with 128 positions";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("128 learned positions"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Decoder, ConfigErrorsNameTheKeyAndTheFix) {
   auto error_of = [](const nlohmann::json& j) {
     try {

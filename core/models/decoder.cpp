@@ -396,8 +396,11 @@ DecoderOutput TransformerDecoderImpl::forward(const at::Tensor& ids_BN, const st
   TORCH_CHECK(ids_BN.dim() == 2 && ids_BN.scalar_type() == at::kLong, "decoder: ids_BN must be int64 [B, N], got ",
               ids_BN.sizes(), " ", ids_BN.scalar_type());
   const int64_t N = ids_BN.size(1);
-  TORCH_CHECK(N >= 1 && N <= config_.max_positions, "decoder: ", N, " tokens, but this model takes 1..",
-              config_.max_positions, " (window the input)");
+  // GPT-2 has a table of max_positions learned positions; Llama's RoPE takes any length (as in
+  // transformers, max_position_embeddings is what it was trained to, not a limit)
+  TORCH_CHECK(N >= 1 && (config_.architecture == DecoderArchitecture::kLlama || N <= config_.max_positions),
+              "decoder: ", N, " tokens, but this GPT-2 model has ", config_.max_positions,
+              " learned positions (window the input)");
   TORCH_CHECK(ids_BN.min().item<int64_t>() >= 0 && ids_BN.max().item<int64_t>() < config_.vocab_size,
               "decoder: ids_BN holds ids outside the vocabulary [0, ", config_.vocab_size, ")");
   if (keep_BN)
