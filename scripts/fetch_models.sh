@@ -4,8 +4,9 @@
 # on the offline build machines; all-MiniLM-L6-v2 comes from pip there, linked by scripts/setup.sh).
 #   scripts/fetch_models.sh                      bert-base-uncased and roberta-base
 #   scripts/fetch_models.sh bert-large-uncased   any repository with model.safetensors
-#   scripts/fetch_models.sh openai-community/gpt2 TinyLlama/TinyLlama-1.1B-Chat-v1.0
-#                                                causal LMs for core/models/decoder.h (GPT-2, Llama)
+#   scripts/fetch_models.sh openai-community/gpt2 HuggingFaceTB/SmolLM2-360M
+#                                                causal LMs for core/models/decoder.h (GPT-2, Llama;
+#                                                SmolLM2 is configs/paper/lm_dropin_smollm2.json's)
 #   HF_ENDPOINT=https://mirror.example scripts/fetch_models.sh   a mirror
 #   HF_TOKEN=hf_... scripts/fetch_models.sh some/gated-model      a token for gated repositories
 # Files already present with a non-zero size are kept, so a broken download resumes.
