@@ -94,7 +94,7 @@ LmDropinPlan make_dropin_plan(const json& config, const RunContext& ctx) {
   model.finish();
   if (!fs::is_regular_file(fs::path(plan.model_dir) / "config.json"))
     throw IoError(fmt::format("config '{}': 'model.path' is '{}', which holds no config.json; give a directory that "
-                              "lm_train saved (<checkpoints>/<run>/final) or a Llama/GPT-2 Hugging Face model",
+                              "lm_train saved (<checkpoints>/<run>/final) or a Llama/GPT-2 Hugging Face model (scripts/fetch_models.sh openai-community/gpt2 downloads one)",
                               ctx.source, plan.model_dir));
   plan.mc = DecoderConfig::load((fs::path(plan.model_dir) / "config.json").string());
   plan.tokenizer = tokenizer_of(plan.model_dir);
