@@ -34,10 +34,11 @@ def text(value):
 
 def completed_runs(path):
     """[(run_id, resolved config, metrics, curves)] of the completed runs."""
-    runs = []
+    runs, pipelines = [], set()
     with h5py.File(path, "r") as f:
-        pipeline = json.loads(text(f.attrs["config_json"])).get("pipeline", "")
         for run_id, group in f["runs"].items():
+            # each run's resolved config names the pipeline (the root's config may only `extends` one)
+            pipelines.add(json.loads(text(group.attrs["config_json"])).get("pipeline", ""))
             status = text(group.attrs.get("status", ""))
             if status != "complete":
                 print(f"skipped {run_id}: {status}", file=sys.stderr)
@@ -45,7 +46,7 @@ def completed_runs(path):
             metrics = {k: float(v[()]) for k, v in group["metrics"].items()}
             curves = {k: np.asarray(v[()]) for k, v in group["curves"].items()}
             runs.append((run_id, json.loads(text(group.attrs["config_json"])), metrics, curves))
-    return pipeline, runs
+    return (pipelines.pop() if len(pipelines) == 1 else ""), runs
 
 
 def setting(run_id):
@@ -132,7 +133,7 @@ def main():
     elif pipeline == "lm_dropin":
         plot_dropin(runs, out)
     else:
-        sys.exit(f"plot_lm: {args.results} holds pipeline '{pipeline}', not lm_train or lm_dropin")
+        sys.exit(f"plot_lm: {args.results} holds runs of pipeline '{pipeline}', not of lm_train or lm_dropin alone")
     print(f"wrote {out}")
 
 
