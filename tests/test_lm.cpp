@@ -193,6 +193,7 @@ TEST(LmPipelines, BadConfigsNameTheKeyAndTheFix) {
       {{{"model", {{"architecture", "mamba"}}}}, "model.architecture"},
       {{{"model", {{"heads", 3}}}}, "'model.heads' (3) must divide"},
       {{{"model", {{"architecture", "gpt2"}, {"kv_heads", 1}}}}, "'model.kv_heads' is for Llama"},
+      {{{"model", {{"dropout", 0.1}}}}, "Llama has none"},
       {{{"model", {{"attention_layers", {5}}}}}, "'model.attention_layers' holds 5"},
       {{{"model", {{"tokenizer", "/no/such/dir"}}}}, "'model.tokenizer' is '/no/such/dir'"},
       {{{"data", {{"files", {"/no/such/*.txt"}}}}}, "'/no/such/*.txt' matches no file"},

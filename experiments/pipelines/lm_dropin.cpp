@@ -6,7 +6,8 @@
 // Config sections:
 //   "model": {"path": DIR (config.json, model.safetensors; the tokenizer is config.json's
 //             smyrf_lm.tokenizer when lm_train saved it, else the directory's tokenizer files),
-//             "last_layers": 1 | "half" | "all" (how many of the last layers get `attention`)}
+//             "last_layers": 1..layers | "half" | "all" (how many of the last layers get `attention`;
+//             default 1)}
 //   "data":  files, held_out_fraction, max_documents (engines/language_model.h; give lm_train's
 //            values to score the text it held out), "context": 1024 (tokens per window; sweep it),
 //            "max_windows": 4 (0 = the whole held-out stream), "batch": 1

@@ -125,6 +125,9 @@ LmModelSection read_model(const json& config, const std::string& source) {
                                   "query head", source));
   if (!(m.dropout >= 0 && m.dropout < 1))
     throw ConfigError(fmt::format("config '{}': 'model.dropout' must be in [0, 1), got {}", source, m.dropout));
+  if (m.dropout > 0 && m.architecture == DecoderArchitecture::kLlama)
+    throw ConfigError(fmt::format("config '{}': 'model.dropout' is GPT-2's residual dropout; Llama has none (set it "
+                                  "to 0, or use an attention method's own dropout)", source));
   for (int64_t layer : m.attention_layers)
     if (layer < 0 || layer >= m.layers)
       throw ConfigError(fmt::format("config '{}': 'model.attention_layers' holds {}, but the model has {} layers (0..{})",
