@@ -156,6 +156,32 @@ AttentionCost PolysketchAttention::cost(const AttentionShape& s) const {
   return cost;
 }
 
+std::pair<at::Tensor, at::Tensor> PolysketchAttention::feature_maps(const AttentionInputs& in, const at::Tensor& q_RND,
+                                                                    const at::Tensor& k_RMD, at::Generator& generator,
+                                                                    AttentionOutput& result) const {
+  if (options_.sketch == PolysketchSketch::kExact) return {self_tensor(q_RND), self_tensor(k_RMD)};
+  const int64_t R = q_RND.size(0), N = q_RND.size(1), M = k_RMD.size(1), D = q_RND.size(2);
+  if (options_.sketch == PolysketchSketch::kLearned) {
+    const int64_t B = in.q_BHND.size(0), H = in.q_BHND.size(1);
+    return {in.q_features_BHNF->reshape({R, N, -1}),
+            in.k_features_BHMF->reshape({R, M, -1}) * keep_as_float(in.key_keep_BM, B, H, M, q_RND.options()).unsqueeze(-1)};
+  }
+  at::Tensor s1_DF, s2_DF;
+  {
+    at::NoGradGuard no_grad;
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    s1_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
+    s2_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
+  }
+  result.aux["sketch_1_DF"] = s1_DF;
+  result.aux["sketch_2_DF"] = s2_DF;
+  s1_DF = s1_DF.to(q_RND.options());
+  s2_DF = s2_DF.to(q_RND.options());
+  const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(options_.sketch_size));
+  return {at::matmul(q_RND, s1_DF) * at::matmul(q_RND, s2_DF) * inv_sqrt_r,
+          at::matmul(k_RMD, s1_DF) * at::matmul(k_RMD, s2_DF) * inv_sqrt_r};
+}
+
 AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at::Generator& generator) const {
   const AttentionShape s = shape_of(in);
   const int64_t B = s.batch, H = s.heads, N = s.n_queries, M = s.n_keys, D = s.head_dim, E = s.value_dim;
@@ -165,29 +191,7 @@ AttentionOutput PolysketchAttention::forward_impl(const AttentionInputs& in, at:
   const at::Tensor q_RND = in.q_BHND.reshape({R, N, D}) * root_scale;
   const at::Tensor k_RMD = in.k_BHMD.reshape({R, M, D}) * root_scale * keep_as_float(in.key_keep_BM, B, H, M, opts).unsqueeze(-1);
   AttentionOutput result;
-  at::Tensor fq_RNF, fk_RMF;
-  if (options_.sketch == PolysketchSketch::kExact) {
-    fq_RNF = self_tensor(q_RND);
-    fk_RMF = self_tensor(k_RMD);
-  } else if (options_.sketch == PolysketchSketch::kLearned) {
-    fq_RNF = in.q_features_BHNF->reshape({R, N, -1});
-    fk_RMF = in.k_features_BHMF->reshape({R, M, -1}) * keep_as_float(in.key_keep_BM, B, H, M, opts).unsqueeze(-1);
-  } else {
-    at::Tensor s1_DF, s2_DF;
-    {
-      at::NoGradGuard no_grad;
-      const auto f64 = at::TensorOptions().dtype(at::kDouble);
-      s1_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
-      s2_DF = at::normal(0, 1, {D, options_.sketch_size}, generator, f64);
-    }
-    result.aux["sketch_1_DF"] = s1_DF;
-    result.aux["sketch_2_DF"] = s2_DF;
-    s1_DF = s1_DF.to(opts);
-    s2_DF = s2_DF.to(opts);
-    const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(options_.sketch_size));
-    fq_RNF = at::matmul(q_RND, s1_DF) * at::matmul(q_RND, s2_DF) * inv_sqrt_r;
-    fk_RMF = at::matmul(k_RMD, s1_DF) * at::matmul(k_RMD, s2_DF) * inv_sqrt_r;
-  }
+  const auto [fq_RNF, fk_RMF] = feature_maps(in, q_RND, k_RMD, generator, result);
   const at::Tensor v1_RME1 = at::constant_pad_nd(in.v_BHME.reshape({R, M, E}), {0, 1}, 1.0);
   const int64_t T = std::min(options_.block, std::max(N, M));
   const int64_t nTq = ceil_div(N, T), nTk = ceil_div(M, T);

@@ -91,6 +91,11 @@ class PolysketchAttention : public AttentionMethod {
 
  private:
   int64_t feature_dim(int64_t head_dim) const;
+  // phi of the (scaled, key-masked) queries and keys [R, N, F], [R, M, F] as options_.sketch says;
+  // a Gaussian sketch's draws go to result.aux.
+  std::pair<at::Tensor, at::Tensor> feature_maps(const AttentionInputs& in, const at::Tensor& q_RND,
+                                                 const at::Tensor& k_RMD, at::Generator& generator,
+                                                 AttentionOutput& result) const;
   PolysketchOptions options_;
 };
 

@@ -82,6 +82,10 @@ void write_checkpoint(const fs::path& run_dir, const json& identity, const json&
   fs::remove_all(old);
 }
 
+void remove_checkpoint(const fs::path& run_dir) {
+  for (const char* name : {"ckpt", "ckpt.old"}) fs::remove_all(run_dir / name);
+}
+
 std::optional<fs::path> usable_checkpoint(const fs::path& run_dir, const json& identity) {
   for (const char* name : {"ckpt", "ckpt.old"}) {
     const fs::path dir = run_dir / name;

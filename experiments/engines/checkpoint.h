@@ -48,6 +48,9 @@ nlohmann::json run_identity(nlohmann::json config);
 void write_checkpoint(const std::filesystem::path& run_dir, const nlohmann::json& identity, const nlohmann::json& state,
                       const std::function<void(const std::filesystem::path& dir)>& fill);
 
+// Removes run_dir's checkpoint (ckpt/ and ckpt.old/) once a run no longer needs it.
+void remove_checkpoint(const std::filesystem::path& run_dir);
+
 // The run's checkpoint folder when it was made by the same config; nullopt otherwise.
 std::optional<std::filesystem::path> usable_checkpoint(const std::filesystem::path& run_dir,
                                                        const nlohmann::json& identity);

@@ -612,10 +612,7 @@ RunResult run_finetune(const FinetunePlan& plan, const RunContext& ctx, const Fi
   if (task.total_steps() > 0 && plan.train.save_model)
     export_model(run_dir / "final", plan.model.path, *setup.model, splits.train.label_names, splits.task,
                  setup.method->options_json());
-  if (task.total_steps() > 0 && !plan.train.keep_checkpoint) {
-    fs::remove_all(run_dir / "ckpt");
-    fs::remove_all(run_dir / "ckpt.old");
-  }
+  if (task.total_steps() > 0 && !plan.train.keep_checkpoint) remove_checkpoint(run_dir);
   add_run_metrics(plan, setup, task, outcome, result);
   result.curves = outcome.curves;
   return result;

@@ -46,6 +46,7 @@
 
 #include "core/attention/memory_budget.h"
 #include "core/attention/registry.h"
+#include "core/models/module_state.h"
 #include "core/models/safetensors.h"
 #include "core/util/check.h"
 #include "core/util/file_writer.h"
@@ -351,9 +352,7 @@ void export_lm(const fs::path& dir, const LmTrainPlan& plan, const LmSetup& s) {
                     {"attention_layers", plan.model.attention_layers},
                     {"context", plan.context}};
   write_whole_file((tmp / "config.json").string(), hf.dump(2) + "\n", "model config");
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& item : s.model->named_parameters()) tensors[item.key()] = item.value().detach().to(at::kCPU).contiguous();
-  write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_safetensors((tmp / "model.safetensors").string(), module_state(*s.model.ptr()), {{"format", "pt"}});
   if (!s.tokenizer.is_bytes()) copy_tokenizer_files(plan.model.tokenizer, tmp.string());
   fs::remove_all(dir);
   fs::rename(tmp, dir);
@@ -412,10 +411,7 @@ class LmTrainPipeline : public TypedPipeline<LmTrainPlan> {
     RunResult result;
     const fs::path run_dir = plan.run_dir;
     if (plan.train.steps > 0 && plan.train.save_model) export_lm(run_dir / "final", plan, setup);
-    if (plan.train.steps > 0 && !plan.train.keep_checkpoint) {
-      fs::remove_all(run_dir / "ckpt");
-      fs::remove_all(run_dir / "ckpt.old");
-    }
+    if (plan.train.steps > 0 && !plan.train.keep_checkpoint) remove_checkpoint(run_dir);
     add_lm_train_metrics(plan, setup, task, outcome, result);
     result.notes["documents_held_out"] = join(setup.corpus.held_out.documents, ", ");
     result.curves = outcome.curves;
